@@ -1,0 +1,39 @@
+# The two commands a newcomer needs: `make up` runs the stack, `make test` checks it.
+# Both create .venv with the pinned dependencies (constraints.txt) on first use.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: up test lint typecheck unit constraints clean
+
+$(BIN)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+up: $(BIN)/.installed
+	$(BIN)/shardstack up $(ARGS)
+
+test: lint typecheck unit
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(BIN)/.installed
+	$(BIN)/mypy
+
+unit: $(BIN)/.installed
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Re-pin every dependency to the newest versions allowed by pyproject.toml.
+constraints:
+	rm -rf .venv-pin && $(PYTHON) -m venv .venv-pin
+	.venv-pin/bin/pip install --quiet -e '.[dev]'
+	.venv-pin/bin/pip freeze --exclude-editable | grep -v '^-e' > constraints.txt
+	rm -rf .venv-pin
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,34 @@
+"""Gunicorn serving the gateway with uvicorn workers; every value comes from `GATEWAY_*`.
+
+    gunicorn -c deploy/gunicorn.conf.py
+
+Settings are validated here, in the master, so a bad value stops the gateway with a
+one-line message before any worker forks. See gateway/settings.py for every variable.
+"""
+
+import sys
+
+from pydantic import ValidationError
+
+from gateway.settings import ENV_PREFIX, GatewaySettings
+from shardstack.validation import InvalidInput
+
+try:
+    _settings = GatewaySettings()
+except ValidationError as _exc:
+    print(
+        f"gateway: invalid setting: {InvalidInput.from_settings(_exc, ENV_PREFIX)}", file=sys.stderr
+    )
+    sys.exit(2)
+
+wsgi_app = "gateway.app:create_app()"
+worker_class = "uvicorn_worker.UvicornWorker"
+bind = [_settings.bind]
+workers = _settings.workers
+timeout = _settings.worker_timeout_s
+graceful_timeout = _settings.graceful_timeout_s
+keepalive = _settings.keepalive_s
+loglevel = _settings.log_level
+errorlog = "-"
+accesslog = None
+proc_name = "shardstack-gateway"

@@ -1,0 +1,58 @@
+"""The gateway's app factory; gunicorn serves `gateway.app:create_app()`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.fanout import FanOut
+from gateway.routes import aggregate, health
+from gateway.settings import GatewaySettings
+from gateway.shards import shard_table
+from gateway.state import GatewayState
+from gateway.upstream import create_upstream
+from shardstack import __version__
+from shardstack.problem import EXCEPTION_HANDLERS, problem_response
+from shardstack.validation import InvalidInput, field_errors
+
+
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+    settings = settings or GatewaySettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, GatewayState]]:
+        upstream = create_upstream(settings)
+        try:
+            fanout = FanOut(upstream, settings.semaphore_size, settings.shard_timeout_ms / 1000.0)
+            yield {
+                "gateway": GatewayState(
+                    settings, shard_table(settings.shard_urls), upstream, fanout
+                )
+            }
+        finally:
+            await upstream.aclose()
+
+    app = FastAPI(
+        title="shardstack gateway",
+        version=__version__,
+        lifespan=lifespan,
+    )
+    for exc_type, handler in {
+        **EXCEPTION_HANDLERS,
+        RequestValidationError: _request_validation_error,
+    }.items():
+        app.add_exception_handler(exc_type, handler)
+    app.include_router(aggregate.router)
+    app.include_router(health.router)
+    return app
+
+
+async def _request_validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    invalid = InvalidInput(field_errors(exc.errors()))
+    return problem_response(422, str(invalid), invalid.errors)

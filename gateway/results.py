@@ -1,0 +1,53 @@
+"""What a fan-out produces: one `ShardResult` per shard, summed up into an aggregate."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+
+class ShardOutcome(StrEnum):
+    OK = "ok"
+    TIMEOUT = "timeout"  # no answer within the shard timeout or the aggregate's deadline
+    ERROR = "error"  # an answer, but not a usable one: non-2xx status or a malformed body
+    RESET = "reset"  # the connection broke mid-exchange
+    UNREACHABLE = "unreachable"  # no connection could be made
+
+
+class AggregateStatus(StrEnum):
+    COMPLETE = "complete"
+    PARTIAL = "partial"
+    FAILED = "failed"
+
+
+@dataclass(slots=True)
+class ShardResult:
+    shard: int
+    status: ShardOutcome
+    latency_ms: float
+    records: int | None = None
+    detail: str | None = None
+    data: Any = None
+
+    def as_dict(self, with_data: bool) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "shard": self.shard,
+            "status": self.status,
+            "latency_ms": round(self.latency_ms, 3),
+        }
+        if self.records is not None:
+            entry["records"] = self.records
+        if self.detail is not None:
+            entry["detail"] = self.detail
+        if with_data and self.data is not None:
+            entry["data"] = self.data
+        return entry
+
+
+def aggregate_status(results: Sequence[ShardResult], min_ok: int) -> AggregateStatus:
+    ok = sum(result.status is ShardOutcome.OK for result in results)
+    if ok < min_ok:
+        return AggregateStatus.FAILED
+    return AggregateStatus.COMPLETE if ok == len(results) else AggregateStatus.PARTIAL

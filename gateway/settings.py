@@ -1,0 +1,91 @@
+"""The gateway's settings, read once from `GATEWAY_*` environment variables.
+
+One class serves both the app (in each worker) and `deploy/gunicorn.conf.py` (in the
+master), so a bad value stops the gateway before any worker forks.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AnyHttpUrl, Field, TypeAdapter, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from shardstack.validation import not_below
+
+ENV_PREFIX = "GATEWAY_"
+DEFAULT_SHARD_COUNT = 20
+DEFAULT_SHARD_BASE_PORT = 9000
+
+_URL = TypeAdapter(AnyHttpUrl)
+
+
+def local_shard_urls(count: int, base_port: int, host: str = "127.0.0.1") -> tuple[str, ...]:
+    """The URLs `shardstack up` gives its shards: host:base_port+i for i in 0..count-1."""
+    return tuple(f"http://{host}:{base_port + index}" for index in range(count))
+
+
+class GatewaySettings(BaseSettings):
+    """Defaults fan out to 20 local shards on ports 9000-9019, serving on 127.0.0.1:8000."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True)
+
+    shard_urls: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=local_shard_urls(DEFAULT_SHARD_COUNT, DEFAULT_SHARD_BASE_PORT),
+        description="comma-separated shard base URLs; shard i is the i-th",
+    )
+    upstream_client: Literal["httpx"] = Field("httpx", description="shard client implementation")
+    semaphore_size: int = Field(
+        100, ge=1, le=1_000_000, description="shard calls in flight per worker"
+    )
+    pool_max_connections: int = Field(
+        100, ge=1, le=1_000_000, description="upstream pool size per worker"
+    )
+    pool_keepalive_s: float = Field(
+        30.0, gt=0, le=3600, description="idle time before a pooled connection closes"
+    )
+    shard_timeout_ms: int = Field(
+        1000, ge=1, le=600_000, description="one shard call, once it holds a permit"
+    )
+    default_timeout_ms: int = Field(
+        2000, ge=1, le=600_000, description="aggregate deadline when the request names none"
+    )
+    max_timeout_ms: int = Field(
+        10_000, ge=1, le=600_000, description="largest deadline a request may ask for"
+    )
+    ready_timeout_ms: int = Field(
+        1000, ge=1, le=60_000, description="per-shard health check in /readyz"
+    )
+
+    bind: str = Field("127.0.0.1:8000", min_length=1, description="gunicorn bind address")
+    workers: int = Field(2, ge=1, le=256, description="gunicorn worker processes")
+    worker_timeout_s: int = Field(
+        30, ge=1, le=3600, description="gunicorn kills a silent worker after this"
+    )
+    graceful_timeout_s: int = Field(
+        10, ge=0, le=3600, description="time to finish requests on shutdown"
+    )
+    keepalive_s: int = Field(
+        5, ge=0, le=3600, description="client keep-alive on the gateway's own port"
+    )
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+
+    @field_validator("shard_urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part for part in value.split(",") if part.strip()]
+        if not isinstance(value, list | tuple):
+            return value
+        urls = []
+        for index, raw in enumerate(value):
+            try:
+                url = _URL.validate_python(str(raw).strip())
+            except ValidationError:
+                raise ValueError(f"entry {index} ({raw!r}) is not an http(s) URL") from None
+            urls.append(str(url).rstrip("/"))
+        if not urls:
+            raise ValueError("at least one shard URL is needed")
+        return tuple(urls)
+
+    _max_covers_default = not_below("max_timeout_ms", "default_timeout_ms")

@@ -1,0 +1,29 @@
+"""What one gateway worker holds for its lifetime, made by the lifespan and handed to routes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from gateway.fanout import FanOut
+from gateway.settings import GatewaySettings
+from gateway.shards import Shard
+from gateway.upstream import UpstreamClient
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayState:
+    settings: GatewaySettings
+    shards: tuple[Shard, ...]
+    upstream: UpstreamClient
+    fanout: FanOut
+
+
+def _gateway_state(request: Request) -> GatewayState:
+    state: GatewayState = request.state.gateway
+    return state
+
+
+Gateway = Annotated[GatewayState, Depends(_gateway_state)]

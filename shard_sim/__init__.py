@@ -1,0 +1,1 @@
+"""The shard simulator: one fake backend shard per process, with controllable latency."""

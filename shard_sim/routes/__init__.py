@@ -1,0 +1,1 @@
+"""The shard's HTTP routes, one module per concern."""

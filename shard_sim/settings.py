@@ -1,0 +1,39 @@
+"""A shard's settings, read once from `SHARD_*` environment variables."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Self
+
+from pydantic import BeforeValidator, Field, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from shard_sim.latency import FixedLatency, LatencyModel, parse_latency
+
+ENV_PREFIX = "SHARD_"
+MAX_PAYLOAD_BYTES = 64 * 1024 * 1024
+
+
+class ShardSettings(BaseSettings):
+    """One shard process. Defaults run shard 0 on 127.0.0.1:9000 with no added delay."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True)
+
+    id: int = Field(0, ge=0, le=9999, description="shard id, 0..N-1")
+    host: str = Field("127.0.0.1", min_length=1)
+    port: int = Field(9000, ge=1, le=65535)
+    latency: Annotated[LatencyModel, NoDecode, BeforeValidator(parse_latency)] = Field(
+        default_factory=lambda: FixedLatency(ms=0),
+        description="latency model, compact (`lognormal:5,80`) or JSON",
+    )
+    seed: int = Field(0, description="RNG seed; the same seed replays the same delays")
+    records: int = Field(10, ge=0, le=100_000, description="records in each /data answer")
+    record_bytes: int = Field(64, ge=0, le=MAX_PAYLOAD_BYTES, description="bytes per record")
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "warning"
+
+    @model_validator(mode="after")
+    def _payload_bounded(self) -> Self:
+        if self.records * self.record_bytes > MAX_PAYLOAD_BYTES:
+            raise ValueError(
+                f"records x record_bytes must stay under {MAX_PAYLOAD_BYTES} bytes per answer"
+            )
+        return self

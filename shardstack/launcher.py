@@ -1,0 +1,88 @@
+"""`shardstack up`: start the shards, then the gateway; run until told to stop; stop it all."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+from shardstack.stack import GATEWAY, Stack
+from shardstack.supervisor import ChildFailed, Supervisor, check_ports_free
+
+_T = TypeVar("_T")
+
+
+class _Stopped(Exception):
+    """SIGINT or SIGTERM arrived before the stack was up."""
+
+
+async def run(
+    stack: Stack, log_dir: Path, startup_timeout_s: float, echo: Callable[[str], None]
+) -> None:
+    """Run the stack until SIGINT/SIGTERM; `LaunchError` if it cannot start or the gateway dies."""
+    check_ports_free(stack.specs)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    supervisor = Supervisor(log_dir)
+    began = time.monotonic()
+    try:
+        echo(f"starting {len(stack.shard_specs)} shards ...")
+        await _unless_stopped(supervisor.start(stack.shard_specs, startup_timeout_s), stop)
+        echo(f"starting the gateway ({stack.gateway.workers} gunicorn workers) ...")
+        await _unless_stopped(supervisor.start([stack.gateway_spec], startup_timeout_s), stop)
+        echo(_summary(stack, log_dir, time.monotonic() - began))
+        await _watch(supervisor, stop, echo)
+    except _Stopped:
+        pass
+    finally:
+        echo("stopping ...")
+        grace_s = stack.gateway.graceful_timeout_s + 5.0
+        shard_names = [spec.name for spec in stack.shard_specs]
+        count = await supervisor.stop([[GATEWAY], shard_names], grace_s)
+        echo(f"stopped {count} processes")
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+async def _unless_stopped(work: Awaitable[_T], stop: asyncio.Event) -> _T:
+    task = asyncio.ensure_future(work)
+    stopped = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if not task.done():
+        task.cancel()
+        raise _Stopped
+    return task.result()
+
+
+async def _watch(supervisor: Supervisor, stop: asyncio.Event, echo: Callable[[str], None]) -> None:
+    """Report children that exit; a shard's exit is survivable, the gateway's is not."""
+    while True:
+        child = await _unless_stopped(supervisor.next_exit(), stop)
+        if child.spec.name == GATEWAY:
+            raise ChildFailed(child.describe_exit())
+        echo(f"{child.describe_exit()}; the gateway now reports that shard as failed")
+
+
+def _summary(stack: Stack, log_dir: Path, took_s: float) -> str:
+    first, last = stack.shards[0], stack.shards[-1]
+    models = sorted({shard.latency.spec() for shard in stack.shards})
+    latency = models[0] if len(models) == 1 else f"{len(models)} models (see --shard-latency)"
+    settings = stack.gateway
+    return "\n".join(
+        [
+            f"shardstack is up ({took_s:.1f}s): {len(stack.shards)} shards and a gateway",
+            f"  gateway  {stack.gateway_url}  gunicorn, {settings.workers} workers; "
+            f"per worker: semaphore {settings.semaphore_size}, "
+            f"pool {settings.pool_max_connections} connections",
+            f"  shards   http://{first.host}:{first.port} .. :{last.port}  latency {latency}",
+            f"  logs     {log_dir}",
+            f"  try      curl -s {stack.gateway_url}/api/aggregate",
+            "Press Ctrl-C to stop.",
+        ]
+    )

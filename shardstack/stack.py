@@ -1,0 +1,163 @@
+"""The local stack `shardstack up` runs: what processes, with what settings, on which ports.
+
+Every child's settings are validated here, before anything starts, with the same
+settings classes the services use, so a bad value is reported once, by name.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+
+import gateway
+from gateway.settings import ENV_PREFIX as GATEWAY_ENV_PREFIX
+from gateway.settings import GatewaySettings, local_shard_urls
+from shard_sim.latency import LatencyModel
+from shard_sim.settings import ENV_PREFIX as SHARD_ENV_PREFIX
+from shard_sim.settings import ShardSettings
+from shardstack.supervisor import LaunchError, ProcessSpec
+from shardstack.validation import InvalidInput
+
+GATEWAY = "gateway"
+GUNICORN_CONF = Path(gateway.__file__).resolve().parent.parent / "deploy" / "gunicorn.conf.py"
+
+
+def shard_name(shard_id: int) -> str:
+    return f"shard-{shard_id:02d}"
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """What the operator asked for; unset gateway and shard fields come from the environment."""
+
+    shards: int = 20
+    workers: int = 2
+    host: str = "127.0.0.1"
+    gateway_port: int = 8000
+    shard_base_port: int = 9000
+    latency: LatencyModel | None = None
+    shard_latency: Mapping[int, LatencyModel] = field(default_factory=dict)
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class Stack:
+    """A validated plan: the gateway's settings and one process spec per child."""
+
+    gateway: GatewaySettings
+    shards: tuple[ShardSettings, ...]
+    gateway_url: str
+    specs: tuple[ProcessSpec, ...]
+
+    @property
+    def shard_specs(self) -> tuple[ProcessSpec, ...]:
+        return self.specs[:-1]
+
+    @property
+    def gateway_spec(self) -> ProcessSpec:
+        return self.specs[-1]
+
+
+def plan(config: StackConfig) -> Stack:
+    """Validate everything and build the process specs; `InvalidInput` if anything is off.
+
+    Children inherit our environment, so `GATEWAY_*` and `SHARD_*` variables set by the
+    operator reach them; what the launcher decides (ids, ports, models) overrides those.
+    """
+    last_port = config.shard_base_port + config.shards - 1
+    if last_port > 65535:
+        raise InvalidInput.field(
+            "--shard-base-port", f"{config.shards} shards from it would need port {last_port}"
+        )
+    if config.shard_base_port <= config.gateway_port <= last_port:
+        raise InvalidInput.field(
+            "--port",
+            f"{config.gateway_port} is one of the shard ports {config.shard_base_port}-{last_port}",
+        )
+    for shard_id in config.shard_latency:
+        if not 0 <= shard_id < config.shards:
+            raise InvalidInput.field(
+                "--shard-latency", f"no shard {shard_id}; ids are 0-{config.shards - 1}"
+            )
+    if not GUNICORN_CONF.is_file():
+        raise LaunchError(f"gunicorn configuration not found at {GUNICORN_CONF}")
+
+    shards = tuple(_validated_shard(config, shard_id) for shard_id in range(config.shards))
+    gateway_settings = _validated(
+        GatewaySettings,
+        GATEWAY_ENV_PREFIX,
+        shard_urls=local_shard_urls(config.shards, config.shard_base_port, config.host),
+        bind=f"{config.host}:{config.gateway_port}",
+        workers=config.workers,
+    )
+    gateway_url = f"http://{config.host}:{config.gateway_port}"
+    specs = [
+        ProcessSpec(
+            name=shard_name(shard.id),
+            argv=(sys.executable, "-m", "shard_sim"),
+            env=_child_env(
+                SHARD_ENV_PREFIX,
+                id=shard.id,
+                host=shard.host,
+                port=shard.port,
+                latency=shard.latency.spec(),
+                seed=shard.seed,
+            ),
+            ready_url=f"http://{shard.host}:{shard.port}/healthz",
+            ports=((shard.host, shard.port),),
+        )
+        for shard in shards
+    ]
+    specs.append(
+        ProcessSpec(
+            name=GATEWAY,
+            argv=(sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF)),
+            env=_child_env(
+                GATEWAY_ENV_PREFIX,
+                shard_urls=",".join(gateway_settings.shard_urls),
+                bind=gateway_settings.bind,
+                workers=gateway_settings.workers,
+            ),
+            ready_url=f"{gateway_url}/readyz",
+            ports=((config.host, config.gateway_port),),
+        )
+    )
+    return Stack(gateway_settings, shards, gateway_url, tuple(specs))
+
+
+def _validated_shard(config: StackConfig, shard_id: int) -> ShardSettings:
+    overrides: dict[str, Any] = {
+        "id": shard_id,
+        "host": config.host,
+        "port": config.shard_base_port + shard_id,
+    }
+    latency = config.shard_latency.get(shard_id, config.latency)
+    if latency is not None:
+        overrides["latency"] = latency
+    if config.seed is not None:
+        overrides["seed"] = config.seed
+    return _validated(ShardSettings, SHARD_ENV_PREFIX, **overrides)
+
+
+_Settings = TypeVar("_Settings", GatewaySettings, ShardSettings)
+
+
+def _validated(cls: type[_Settings], prefix: str, **overrides: Any) -> _Settings:
+    """Settings as the child will see them: `overrides` on top of the inherited environment."""
+    try:
+        return cls(**overrides)
+    except ValidationError as exc:
+        raise InvalidInput.from_settings(exc, prefix) from None
+
+
+def _child_env(prefix: str, **overrides: object) -> dict[str, str]:
+    return {
+        **os.environ,
+        **{f"{prefix}{key.upper()}": str(value) for key, value in overrides.items()},
+    }

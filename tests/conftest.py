@@ -1,0 +1,114 @@
+"""Fixtures that start real shard processes on free loopback ports and stop them after."""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+HOST = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((HOST, port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port_block(count: int) -> int:
+    """The first of `count` consecutive free ports."""
+    for _ in range(200):
+        base = random.randrange(20_000, 60_000)
+        if all(_is_free(base + offset) for offset in range(count)):
+            return base
+    raise RuntimeError(f"no block of {count} free ports found")
+
+
+def wait_until_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url}: process exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=1.0, trust_env=False).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} not ready after {timeout_s}s")
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 10.0) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@dataclass
+class ShardProcess:
+    id: int
+    port: int
+    process: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+
+StartShard = Callable[..., ShardProcess]
+
+
+@pytest.fixture(scope="session")
+def start_shard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartShard]:
+    """Start a real `python -m shard_sim` process; every one is stopped at session end."""
+    started: list[ShardProcess] = []
+    log_dir = tmp_path_factory.mktemp("shard-logs")
+
+    def start(shard_id: int = 0, latency: str = "fixed:0", **env: str) -> ShardProcess:
+        port = free_port()
+        child_env: Mapping[str, str] = {
+            **os.environ,
+            "SHARD_ID": str(shard_id),
+            "SHARD_PORT": str(port),
+            "SHARD_LATENCY": latency,
+            **{f"SHARD_{key.upper()}": value for key, value in env.items()},
+        }
+        with Path(log_dir, f"shard-{shard_id}-{port}.log").open("wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "shard_sim"],
+                env=child_env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        shard = ShardProcess(shard_id, port, process)
+        started.append(shard)
+        wait_until_ready(f"{shard.url}/healthz", process)
+        return shard
+
+    yield start
+    for shard in started:
+        stop_process(shard.process)

@@ -1,0 +1,130 @@
+"""A running `shardstack up`: the real CLI, real shard processes, gunicorn with real workers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import HOST, free_port, free_port_block
+
+STARTUP_TIMEOUT_S = 90
+
+
+@dataclass
+class RunningStack:
+    process: subprocess.Popen[bytes]
+    gateway_url: str
+    shard_base_port: int
+    shards: int
+    stderr_path: Path
+
+    def shard_url(self, shard_id: int) -> str:
+        return f"http://{HOST}:{self.shard_base_port + shard_id}"
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text()
+
+    def stop(self, sig: signal.Signals = signal.SIGINT, timeout_s: float = 60) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        return self.process.wait(timeout_s)
+
+    def ports(self) -> list[int]:
+        gateway_port = int(self.gateway_url.rsplit(":", 1)[1])
+        return [gateway_port, *(self.shard_base_port + i for i in range(self.shards))]
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid`, read from /proc."""
+    found: list[int] = []
+    pending = [pid]
+    while pending:
+        parent = pending.pop()
+        try:
+            children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+        except OSError:
+            continue
+        found.extend(int(child) for child in children)
+        pending.extend(int(child) for child in children)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex((HOST, port)) == 0
+
+
+def start_stack(tmp_path: Path, *args: str, shards: int = 20, **env: str) -> RunningStack:
+    base = free_port_block(shards)
+    gateway_port = free_port()
+    stderr_path = tmp_path / "shardstack.err"
+    with stderr_path.open("wb") as stderr:
+        process = subprocess.Popen(
+            [
+                sys.executable, "-m", "shardstack", "up",
+                "--shards", str(shards),
+                "--port", str(gateway_port),
+                "--shard-base-port", str(base),
+                "--log-dir", str(tmp_path / "logs"),
+                *args,
+            ],
+            env={**os.environ, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )  # fmt: skip
+    return RunningStack(process, f"http://{HOST}:{gateway_port}", base, shards, stderr_path)
+
+
+def wait_until_up(stack: RunningStack) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if stack.process.poll() is not None:
+            raise RuntimeError(f"shardstack up exited: {stack.stderr()}")
+        if "Press Ctrl-C to stop." in stack.stderr():
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"shardstack up not ready: {stack.stderr()}")
+
+
+StartStack = Callable[..., RunningStack]
+
+
+@pytest.fixture
+def start(tmp_path: Path) -> Iterator[StartStack]:
+    """Start `shardstack up` (waiting until it is up, unless `wait=False`); stopped at teardown."""
+    started: list[RunningStack] = []
+
+    def start(*args: str, shards: int = 3, wait: bool = True, **env: str) -> RunningStack:
+        work_dir = tmp_path / f"stack-{len(started)}"
+        work_dir.mkdir()
+        stack = start_stack(work_dir, *args, shards=shards, **env)
+        started.append(stack)
+        if wait:
+            wait_until_up(stack)
+        return stack
+
+    yield start
+    for stack in started:
+        stack.stop(signal.SIGTERM)
+
+
+def get(url: str, **params: object) -> httpx.Response:
+    return httpx.get(url, params=params, timeout=30, trust_env=False)  # type: ignore[arg-type]

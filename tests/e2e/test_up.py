@@ -1,0 +1,169 @@
+"""`shardstack up` end to end: 20 shard processes, gunicorn with 2 workers, real faults."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import HOST
+from tests.e2e.conftest import (
+    RunningStack,
+    StartStack,
+    alive,
+    descendants,
+    get,
+    listening,
+    start_stack,
+    wait_until_up,
+)
+
+pytestmark = pytest.mark.e2e
+
+QUICK = "uniform:1,4"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    running = start_stack(tmp_path_factory.mktemp("stack"), "--latency", QUICK, shards=20)
+    try:
+        wait_until_up(running)
+        yield running
+    finally:
+        running.stop(signal.SIGTERM)
+
+
+def _set_latency(stack: RunningStack, shard_id: int, model: dict[str, object]) -> None:
+    url = f"{stack.shard_url(shard_id)}/admin/latency"
+    httpx.put(url, json=model, trust_env=False).raise_for_status()
+
+
+def test_aggregate_answers_with_all_20_shards(stack: RunningStack) -> None:
+    response = get(f"{stack.gateway_url}/api/aggregate")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "complete"
+    assert (body["ok"], body["failed"]) == (20, 0)
+    assert [shard["shard"] for shard in body["shards"]] == list(range(20))
+    assert all(shard["status"] == "ok" for shard in body["shards"])
+
+
+def _cmdline(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+
+
+def test_gateway_is_gunicorn_with_two_workers_beside_20_shards(stack: RunningStack) -> None:
+    top = _direct_children(stack.process.pid)
+    shards = [pid for pid in top if "-m shard_sim" in _cmdline(pid)]
+    [master] = [pid for pid in top if "-m gunicorn" in _cmdline(pid)]
+    assert len(shards) == 20
+    workers = _direct_children(master)
+    assert len(workers) == 2
+    # Whoever answers is one of those workers.
+    with ThreadPoolExecutor(8) as pool:
+        pids = set(pool.map(lambda _: get(f"{stack.gateway_url}/healthz").json()["pid"], range(40)))
+    assert pids <= set(workers)
+
+
+def _direct_children(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def test_slow_shard_is_cut_at_the_deadline(stack: RunningStack) -> None:
+    _set_latency(stack, 7, {"model": "fixed", "ms": 5000})
+    try:
+        started = time.perf_counter()
+        response = get(f"{stack.gateway_url}/api/aggregate", timeout_ms=500)
+        took_ms = (time.perf_counter() - started) * 1000
+    finally:
+        _set_latency(stack, 7, {"model": "uniform", "low_ms": 1, "high_ms": 4})
+    body = response.json()
+    assert response.status_code == 200
+    assert body["status"] == "partial"
+    assert body["ok"] == 19
+    assert body["shards"][7]["status"] == "timeout"
+    assert body["elapsed_ms"] < 500 + 100
+    assert took_ms < 500 + 400  # generous: a loaded 2-core machine
+
+
+def test_shard_killed_mid_request_yields_partial_and_the_stack_keeps_running(
+    stack: RunningStack,
+) -> None:
+    pid = get(f"{stack.shard_url(5)}/healthz").json()["pid"]
+    _set_latency(stack, 5, {"model": "fixed", "ms": 900})
+    with ThreadPoolExecutor(1) as pool:
+        in_flight = pool.submit(get, f"{stack.gateway_url}/api/aggregate", timeout_ms=3000)
+        time.sleep(0.4)
+        os.kill(pid, signal.SIGKILL)
+        during = in_flight.result().json()
+    assert during["status"] == "partial"
+    assert during["ok"] == 19
+    assert during["shards"][5]["status"] == "reset"
+
+    after = get(f"{stack.gateway_url}/api/aggregate").json()
+    assert after["status"] == "partial"
+    assert after["shards"][5]["status"] == "unreachable"
+    assert stack.process.poll() is None
+    deadline = time.monotonic() + 10
+    while "shard-05 was killed by SIGKILL" not in stack.stderr() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "shard-05 was killed by SIGKILL" in stack.stderr()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_stop_signal_ends_every_process_and_frees_every_port(
+    start: StartStack, sig: signal.Signals
+) -> None:
+    stack = start()
+    processes = descendants(stack.process.pid)
+    assert len(processes) == 3 + 1 + 2  # shards, gunicorn master, workers
+    assert all(listening(port) for port in stack.ports())
+
+    assert stack.stop(sig) == 0
+
+    assert not [pid for pid in processes if alive(pid)]
+    assert not [port for port in stack.ports() if listening(port)]
+    assert "stopped 4 processes" in stack.stderr()
+
+
+def test_taken_port_is_one_line_and_starts_nothing(start: StartStack) -> None:
+    with socket.socket() as squatter:
+        squatter.bind((HOST, 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        stack = start("--port", str(taken), wait=False)
+        code = stack.process.wait(60)
+    assert code == 1
+    lines = stack.stderr().strip().splitlines()
+    assert lines == [
+        f"shardstack: port {taken} on {HOST} (for gateway) is not free: Address already in use"
+    ]
+    assert not [port for port in stack.ports()[1:] if listening(port)]
+
+
+def test_child_dying_at_start_is_one_line_and_stops_the_rest(
+    start: StartStack, tmp_path: Path
+) -> None:
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    # A real start-up failure in one shard process, injected through Python's site hook.
+    (hook / "sitecustomize.py").write_text(
+        "import os, sys\n"
+        "if os.environ.get('SHARD_ID') == '1':\n"
+        "    print('simulated start-up failure', file=sys.stderr, flush=True)\n"
+        "    os._exit(3)\n"
+    )
+    stack = start(wait=False, PYTHONPATH=str(hook))
+    code = stack.process.wait(60)
+    assert code == 1
+    last = stack.stderr().strip().splitlines()[-1]
+    assert last == "shardstack: shard-01 exited with code 3: simulated start-up failure"
+    assert "Traceback" not in stack.stderr()
+    assert not [port for port in stack.ports() if listening(port)]

@@ -1,0 +1,110 @@
+"""The shard app in process: its payload, seeded replay, and runtime latency control."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from starlette.testclient import TestClient
+
+from shard_sim.app import create_app
+from shard_sim.settings import ShardSettings
+
+
+def _client(**settings: object) -> TestClient:
+    return TestClient(create_app(ShardSettings(**settings)))  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def shard() -> Iterator[TestClient]:
+    with _client(id=3, latency="uniform:0,1", records=4, record_bytes=16) as client:
+        yield client
+
+
+def test_data_carries_shard_id_delay_and_configured_records(shard: TestClient) -> None:
+    response = shard.get("/data")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert body["shard"] == 3
+    assert 0 <= body["delay_ms"] <= 1
+    assert len(body["records"]) == 4
+    assert all(len(record["value"]) == 16 for record in body["records"])
+    assert body["records"][2]["key"] == "shard-3-2"
+
+
+def _delays(client: TestClient, count: int = 20) -> list[float]:
+    return [client.get("/data").json()["delay_ms"] for _ in range(count)]
+
+
+def test_same_seed_replays_the_same_delays_and_seed_or_id_changes_them() -> None:
+    spec = "lognormal:0.01,0.2"
+    with (
+        _client(id=1, seed=42, latency=spec) as first,
+        _client(id=1, seed=42, latency=spec) as again,
+    ):
+        replay = _delays(first)
+        assert replay == _delays(again)
+    with (
+        _client(id=1, seed=43, latency=spec) as other_seed,
+        _client(id=2, seed=42, latency=spec) as other_id,
+    ):
+        assert _delays(other_seed) != replay
+        assert _delays(other_id) != replay
+
+
+def test_healthz(shard: TestClient) -> None:
+    body = shard.get("/healthz").json()
+    assert body["status"] == "ok"
+    assert body["shard"] == 3
+    assert body["pid"] > 0
+
+
+def test_latency_is_read_and_replaced_at_runtime(shard: TestClient) -> None:
+    assert shard.get("/admin/latency").json()["spec"] == "uniform:low_ms=0,high_ms=1"
+    response = shard.put("/admin/latency", json={"model": "fixed", "ms": 25})
+    assert response.status_code == 200
+    assert response.json()["latency"] == {"model": "fixed", "ms": 25.0}
+    assert shard.get("/data").json()["delay_ms"] == 25.0
+    assert shard.get("/admin/latency").json()["spec"] == "fixed:ms=25"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"model": "lognormal", "p50_ms": 50, "p99_ms": 5}, "p99_ms"),
+        ({"model": "fixed", "ms": -3}, "ms"),
+        ({"model": "warp", "ms": 1}, "model"),
+        ({"model": "fixed", "ms": "soon"}, "ms"),
+        ({"model": "fixed", "ms": 1, "jitter": 2}, "jitter"),
+        ([1, 2], "model"),
+    ],
+)
+def test_invalid_latency_is_422_naming_the_field_and_changes_nothing(
+    shard: TestClient, body: object, field: str
+) -> None:
+    response = shard.put("/admin/latency", json=body)
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["status"] == 422
+    assert [error["field"] for error in problem["errors"]] == [field]
+    assert field in problem["detail"]
+    assert shard.get("/admin/latency").json()["spec"] == "uniform:low_ms=0,high_ms=1"
+
+
+def test_malformed_and_oversized_bodies_are_refused(shard: TestClient) -> None:
+    malformed = shard.put("/admin/latency", content=b"{not json")
+    assert malformed.status_code == 422
+    assert malformed.json()["errors"][0]["field"] == "body"
+    huge = shard.put("/admin/latency", content=b" " * (65 * 1024))
+    assert huge.status_code == 413
+    assert huge.json()["status"] == 413
+    assert shard.get("/admin/latency").json()["spec"] == "uniform:low_ms=0,high_ms=1"
+
+
+def test_unknown_route_and_method_answer_in_the_problem_shape(shard: TestClient) -> None:
+    missing = shard.get("/nope")
+    assert (missing.status_code, missing.json()["status"]) == (404, 404)
+    wrong = shard.post("/data")
+    assert (wrong.status_code, wrong.json()["status"]) == (405, 405)

@@ -1,0 +1,76 @@
+"""The CLI refuses bad input with one line and a non-zero exit, before starting anything."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def shardstack(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "shardstack", *args],
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (
+            ["up", "--latency", "lognormal:80,5"],
+            {},
+            "--latency': p99_ms: must be greater than or equal to p50_ms",
+        ),
+        (["up", "--latency", "gauss:1"], {}, "unknown latency model 'gauss'"),
+        (["up", "--shards", "0"], {}, "'--shards': 0 is not in the range"),
+        (["up", "--port", "9003"], {}, "--port: 9003 is one of the shard ports 9000-9019"),
+        (["up", "--shard-base-port", "65530"], {}, "20 shards from it would need port 65549"),
+        (["up", "--shard-latency", "25=fixed:1"], {}, "--shard-latency: no shard 25; ids are 0-19"),
+        (["up", "--shard-latency", "x=fixed:1"], {}, "is not ID=MODEL"),
+        (
+            ["up"],
+            {"GATEWAY_SEMAPHORE_SIZE": "0"},
+            "GATEWAY_SEMAPHORE_SIZE: Input should be greater than or equal to 1",
+        ),
+        (
+            ["up"],
+            {"GATEWAY_DEFAULT_TIMEOUT_MS": "20000"},
+            "GATEWAY_MAX_TIMEOUT_MS: must be greater than or equal to default_timeout_ms",
+        ),
+        (
+            ["up"],
+            {"GATEWAY_POOL_KEEPALIVE_S": "-1"},
+            "GATEWAY_POOL_KEEPALIVE_S: Input should be greater than 0",
+        ),
+        (
+            ["up"],
+            {"SHARD_RECORDS": "-4"},
+            "SHARD_RECORDS: Input should be greater than or equal to 0",
+        ),
+        (["upp"], {}, "No such command 'upp'"),
+    ],
+)
+def test_bad_input_is_one_line_and_a_nonzero_exit(
+    args: list[str], env: dict[str, str], message: str
+) -> None:
+    result = shardstack(*args, env=env)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("shardstack: ")
+    assert message in lines[0]
+
+
+def test_help_and_version() -> None:
+    assert "Run shards and the gateway" in shardstack("--help").stdout
+    assert "--shard-latency" in shardstack("up", "--help").stdout
+    version = shardstack("--version")
+    assert version.returncode == 0
+    assert version.stdout.startswith("shardstack, version ")

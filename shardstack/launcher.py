@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
@@ -71,8 +72,10 @@ async def _watch(supervisor: Supervisor, stop: asyncio.Event, echo: Callable[[st
 
 def _summary(stack: Stack, log_dir: Path, took_s: float) -> str:
     first, last = stack.shards[0], stack.shards[-1]
-    models = sorted({shard.latency.spec() for shard in stack.shards})
-    latency = models[0] if len(models) == 1 else f"{len(models)} models (see --shard-latency)"
+    specs = [shard.latency.spec() for shard in stack.shards]
+    [(common, _)] = Counter(specs).most_common(1)
+    others = [f"shard {index}: {spec}" for index, spec in enumerate(specs) if spec != common]
+    latency = "; ".join([common, *others[:4]]) + ("; ..." if len(others) > 4 else "")
     settings = stack.gateway
     return "\n".join(
         [

@@ -11,11 +11,24 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 HOST = "127.0.0.1"
+
+
+def assert_problem(response: Any, status: int, fields: list[str] | None = None) -> None:
+    """`response` is an RFC 9457 problem with `status`, naming exactly `fields` in that order."""
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["status"] == status
+    assert problem["detail"]
+    if fields is not None:
+        assert [error["field"] for error in problem["errors"]] == fields
+        assert problem["detail"].startswith(f"{fields[0]}: ")
 
 
 def free_port() -> int:

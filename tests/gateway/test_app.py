@@ -10,7 +10,7 @@ from starlette.testclient import TestClient
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
-from tests.conftest import HOST, StartShard, free_port
+from tests.conftest import HOST, StartShard, assert_problem, free_port
 
 SLOW_MS = 3000
 
@@ -108,13 +108,7 @@ def test_default_selection_is_every_shard(gateway: TestClient) -> None:
 def test_bad_query_is_422_problem_naming_the_field(
     gateway: TestClient, params: dict[str, object], field: str
 ) -> None:
-    response = gateway.get("/api/aggregate", params=params)
-    assert response.status_code == 422
-    assert response.headers["content-type"] == "application/problem+json"
-    problem = response.json()
-    assert problem["status"] == 422
-    assert [error["field"] for error in problem["errors"]] == [field]
-    assert problem["detail"].startswith(f"{field}: ")
+    assert_problem(gateway.get("/api/aggregate", params=params), 422, [field])
 
 
 def test_healthz_is_alive_and_readyz_names_unreachable_shards(gateway: TestClient) -> None:

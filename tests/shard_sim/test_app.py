@@ -9,6 +9,7 @@ from starlette.testclient import TestClient
 
 from shard_sim.app import create_app
 from shard_sim.settings import ShardSettings
+from tests.conftest import assert_problem
 
 
 def _client(**settings: object) -> TestClient:
@@ -83,28 +84,16 @@ def test_latency_is_read_and_replaced_at_runtime(shard: TestClient) -> None:
 def test_invalid_latency_is_422_naming_the_field_and_changes_nothing(
     shard: TestClient, body: object, field: str
 ) -> None:
-    response = shard.put("/admin/latency", json=body)
-    assert response.status_code == 422
-    assert response.headers["content-type"] == "application/problem+json"
-    problem = response.json()
-    assert problem["status"] == 422
-    assert [error["field"] for error in problem["errors"]] == [field]
-    assert field in problem["detail"]
+    assert_problem(shard.put("/admin/latency", json=body), 422, [field])
     assert shard.get("/admin/latency").json()["spec"] == "uniform:low_ms=0,high_ms=1"
 
 
 def test_malformed_and_oversized_bodies_are_refused(shard: TestClient) -> None:
-    malformed = shard.put("/admin/latency", content=b"{not json")
-    assert malformed.status_code == 422
-    assert malformed.json()["errors"][0]["field"] == "body"
-    huge = shard.put("/admin/latency", content=b" " * (65 * 1024))
-    assert huge.status_code == 413
-    assert huge.json()["status"] == 413
+    assert_problem(shard.put("/admin/latency", content=b"{not json"), 422, ["body"])
+    assert_problem(shard.put("/admin/latency", content=b" " * (65 * 1024)), 413)
     assert shard.get("/admin/latency").json()["spec"] == "uniform:low_ms=0,high_ms=1"
 
 
 def test_unknown_route_and_method_answer_in_the_problem_shape(shard: TestClient) -> None:
-    missing = shard.get("/nope")
-    assert (missing.status_code, missing.json()["status"]) == (404, 404)
-    wrong = shard.post("/data")
-    assert (wrong.status_code, wrong.json()["status"]) == (405, 405)
+    assert_problem(shard.get("/nope"), 404)
+    assert_problem(shard.post("/data"), 405)

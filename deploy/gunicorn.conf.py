@@ -6,11 +6,13 @@ Settings are validated here, in the master, so a bad value stops the gateway wit
 one-line message before any worker forks. See gateway/settings.py for every variable.
 """
 
+import os
 import sys
 
 from pydantic import ValidationError
 
 from gateway.settings import ENV_PREFIX, GatewaySettings
+from shardstack.admin_token import TOKEN_ENV, new_token
 from shardstack.validation import InvalidInput
 
 try:
@@ -20,6 +22,11 @@ except ValidationError as _exc:
         f"gateway: invalid setting: {InvalidInput.from_settings(_exc, ENV_PREFIX)}", file=sys.stderr
     )
     sys.exit(2)
+
+if _settings.admin_token is None:
+    # Made here, in the master, so every worker forks with the same token; shown once.
+    os.environ[TOKEN_ENV] = new_token()
+    print(f"gateway: {TOKEN_ENV} is unset; admin token: {os.environ[TOKEN_ENV]}", file=sys.stderr)
 
 wsgi_app = "gateway.app:create_app()"
 worker_class = "uvicorn_worker.UvicornWorker"

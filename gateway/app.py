@@ -2,39 +2,50 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from pydantic import SecretStr
 from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.fanout import FanOut
-from gateway.routes import aggregate, health
+from gateway.routes import aggregate, faults, health
 from gateway.settings import GatewaySettings
+from gateway.shard_admin import ShardAdmin
 from gateway.shards import shard_table
 from gateway.state import GatewayState
 from gateway.upstream import create_upstream
 from shardstack import __version__
+from shardstack.admin_token import TOKEN_ENV, new_token
 from shardstack.problem import EXCEPTION_HANDLERS, problem_response
 from shardstack.validation import InvalidInput, field_errors
+
+_log = logging.getLogger("gateway")
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
+    token = settings.admin_token
+    if token is None:
+        # Under gunicorn the master generates the token (deploy/gunicorn.conf.py), so
+        # every worker shares it; this is for the app run on its own.
+        token = SecretStr(new_token())
+        _log.warning("%s is unset; admin token: %s", TOKEN_ENV, token.get_secret_value())
+    shards = shard_table(settings.shard_urls, settings.shard_admin_port_offset)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, GatewayState]]:
         upstream = create_upstream(settings)
+        admin = ShardAdmin(token)
         try:
             fanout = FanOut(upstream, settings.semaphore_size, settings.shard_timeout_ms / 1000.0)
-            yield {
-                "gateway": GatewayState(
-                    settings, shard_table(settings.shard_urls), upstream, fanout
-                )
-            }
+            yield {"gateway": GatewayState(settings, shards, upstream, fanout, admin, token)}
         finally:
+            await admin.aclose()
             await upstream.aclose()
 
     app = FastAPI(
@@ -49,6 +60,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         app.add_exception_handler(exc_type, handler)
     app.include_router(aggregate.router)
     app.include_router(health.router)
+    app.include_router(faults.router)
     return app
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import orjson
 
 from gateway.results import ShardOutcome, ShardResult
 from gateway.shards import Shard
 from gateway.upstream import (
+    CallTiming,
     UpstreamClient,
     UpstreamConnectError,
     UpstreamError,
@@ -30,43 +31,60 @@ class FanOut:
         self._semaphore = asyncio.Semaphore(semaphore_size)
         self._shard_timeout_s = shard_timeout_s
 
-    async def run(self, shards: Sequence[Shard], deadline: float) -> list[ShardResult]:
-        """One result per shard, in the order given; `deadline` is on the loop's clock."""
-        return await asyncio.gather(*(self._call(shard, deadline) for shard in shards))
+    async def run(
+        self,
+        shards: Sequence[Shard],
+        deadline: float,
+        headers: Mapping[int, Mapping[str, str]] | None = None,
+    ) -> list[ShardResult]:
+        """One result per shard, in the order given; `deadline` is on the loop's clock.
+        `headers` adds request headers for some shards (per-request faults)."""
+        extra = headers or {}
+        return await asyncio.gather(
+            *(self._call(shard, deadline, extra.get(shard.id)) for shard in shards)
+        )
 
-    async def _call(self, shard: Shard, deadline: float) -> ShardResult:
+    async def _call(
+        self, shard: Shard, deadline: float, headers: Mapping[str, str] | None
+    ) -> ShardResult:
         loop = asyncio.get_running_loop()
+        timing = CallTiming()
         # Deadlines are on the loop's clock; latencies on perf_counter, because uvloop's
         # clock only moves in whole milliseconds.
         started = time.perf_counter()
         try:
             async with asyncio.timeout_at(deadline) as scope, self._semaphore:
                 scope.reschedule(min(deadline, loop.time() + self._shard_timeout_s))
-                response = await self._client.get(shard.data_url)
+                response = await self._client.get(shard.data_url, headers, timing)
         except TimeoutError:
-            return self._failed(shard, started, ShardOutcome.TIMEOUT)
+            detail = None if timing.headers_at is None else "headers arrived, body did not"
+            return _result(shard, started, timing, ShardOutcome.TIMEOUT, detail)
         except UpstreamConnectError as exc:
-            return self._failed(shard, started, ShardOutcome.UNREACHABLE, str(exc))
+            return _result(shard, started, timing, ShardOutcome.UNREACHABLE, str(exc))
         except UpstreamResetError as exc:
-            return self._failed(shard, started, ShardOutcome.RESET, str(exc))
+            return _result(shard, started, timing, ShardOutcome.RESET, str(exc))
         except UpstreamError as exc:
-            return self._failed(shard, started, ShardOutcome.ERROR, str(exc))
-        latency_ms = (time.perf_counter() - started) * 1000.0
+            return _result(shard, started, timing, ShardOutcome.ERROR, str(exc))
         if response.status != 200:
-            return ShardResult(
-                shard.id, ShardOutcome.ERROR, latency_ms, detail=f"HTTP {response.status}"
-            )
+            return _result(shard, started, timing, ShardOutcome.ERROR, f"HTTP {response.status}")
         records = _records(response.body, shard.id)
         if records is None:
-            return ShardResult(shard.id, ShardOutcome.ERROR, latency_ms, detail="malformed body")
-        return ShardResult(shard.id, ShardOutcome.OK, latency_ms, len(records), data=records)
+            return _result(shard, started, timing, ShardOutcome.ERROR, "malformed body")
+        result = _result(shard, started, timing, ShardOutcome.OK)
+        result.records, result.data = len(records), records
+        return result
 
-    @staticmethod
-    def _failed(
-        shard: Shard, started: float, outcome: ShardOutcome, detail: str | None = None
-    ) -> ShardResult:
-        latency_ms = (time.perf_counter() - started) * 1000.0
-        return ShardResult(shard.id, outcome, latency_ms, detail=detail)
+
+def _result(
+    shard: Shard,
+    started: float,
+    timing: CallTiming,
+    outcome: ShardOutcome,
+    detail: str | None = None,
+) -> ShardResult:
+    latency_ms = (time.perf_counter() - started) * 1000.0
+    headers_ms = None if timing.headers_at is None else (timing.headers_at - started) * 1000.0
+    return ShardResult(shard.id, outcome, latency_ms, headers_ms=headers_ms, detail=detail)
 
 
 def _records(body: bytes, shard_id: int) -> list[object] | None:

@@ -27,6 +27,8 @@ class ShardResult:
     shard: int
     status: ShardOutcome
     latency_ms: float
+    # Time to the response headers: with `latency_ms`, tells a slow body from a slow answer.
+    headers_ms: float | None = None
     records: int | None = None
     detail: str | None = None
     data: Any = None
@@ -37,6 +39,8 @@ class ShardResult:
             "status": self.status,
             "latency_ms": round(self.latency_ms, 3),
         }
+        if self.headers_ms is not None:
+            entry["headers_ms"] = round(self.headers_ms, 3)
         if self.records is not None:
             entry["records"] = self.records
         if self.detail is not None:

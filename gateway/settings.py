@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import AnyHttpUrl, Field, TypeAdapter, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from shardstack.admin_token import TOKEN_ENV, AdminToken
 from shardstack.validation import not_below
 
 ENV_PREFIX = "GATEWAY_"
@@ -28,7 +29,7 @@ def local_shard_urls(count: int, base_port: int, host: str = "127.0.0.1") -> tup
 class GatewaySettings(BaseSettings):
     """Defaults fan out to 20 local shards on ports 9000-9019, serving on 127.0.0.1:8000."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True)
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, populate_by_name=True)
 
     shard_urls: Annotated[tuple[str, ...], NoDecode] = Field(
         default=local_shard_urls(DEFAULT_SHARD_COUNT, DEFAULT_SHARD_BASE_PORT),
@@ -55,6 +56,20 @@ class GatewaySettings(BaseSettings):
     )
     ready_timeout_ms: int = Field(
         1000, ge=1, le=60_000, description="per-shard health check in /readyz"
+    )
+    shard_admin_port_offset: int = Field(
+        1000,
+        ge=-65534,
+        le=65534,
+        description="a shard's admin port is its data port plus this (SHARD_ADMIN_PORT)",
+    )
+    admin_token: AdminToken | None = Field(
+        None,
+        validation_alias=TOKEN_ENV,
+        description="bearer token for /admin routes, shared with the shards",
+    )
+    allow_request_faults: bool = Field(
+        False, description="honour the X-Shardstack-Fault header on /api/aggregate"
     )
 
     bind: str = Field("127.0.0.1:8000", min_length=1, description="gunicorn bind address")

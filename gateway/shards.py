@@ -1,9 +1,12 @@
-"""The shard table and the `shards` selector grammar: `all`, or ids and ranges like `0,3,5-7`."""
+"""The shard table and the shard selectors: `all`, ids and ranges like `0,3,5-7`, a list
+of ids, or `{"random": k}` for k shards picked at random."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import random
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 from shardstack.validation import InvalidInput
 
@@ -14,21 +17,46 @@ class Shard:
     base_url: str
     data_url: str
     health_url: str
+    admin_url: str
 
     @classmethod
-    def at(cls, shard_id: int, base_url: str) -> Shard:
-        return cls(shard_id, base_url, f"{base_url}/data", f"{base_url}/healthz")
+    def at(cls, shard_id: int, base_url: str, admin_port_offset: int) -> Shard:
+        return cls(
+            shard_id,
+            base_url,
+            f"{base_url}/data",
+            f"{base_url}/healthz",
+            _with_port_offset(base_url, admin_port_offset),
+        )
 
 
-def shard_table(urls: Sequence[str]) -> tuple[Shard, ...]:
-    return tuple(Shard.at(index, url) for index, url in enumerate(urls))
+def shard_table(urls: Sequence[str], admin_port_offset: int = 1000) -> tuple[Shard, ...]:
+    return tuple(Shard.at(index, url, admin_port_offset) for index, url in enumerate(urls))
+
+
+def _with_port_offset(url: str, offset: int) -> str:
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    return urlunsplit(parts._replace(netloc=f"{host}:{port + offset}"))
 
 
 def select(shards: Sequence[Shard], selector: str | None, field: str = "shards") -> list[Shard]:
     """The shards a selector names, in id order; `InvalidInput` naming `field` if it is bad."""
+    return [shards[index] for index in selected_ids(len(shards), selector, field)]
+
+
+def select_any(shards: Sequence[Shard], selector: object, field: str = "shards") -> list[Shard]:
+    """As `select`, for any selector JSON allows (see `selected_ids_any`)."""
+    return [shards[index] for index in selected_ids_any(len(shards), selector, field)]
+
+
+def selected_ids(count: int, selector: str | None, field: str = "shards") -> list[int]:
+    """The ids `all` or `0,3,5-7` names among `count` shards, in order."""
     if selector is None or selector.strip() == "all":
-        return list(shards)
-    count = len(shards)
+        return list(range(count))
     chosen: set[int] = set()
     for part in selector.split(","):
         text = part.strip()
@@ -44,4 +72,36 @@ def select(shards: Sequence[Shard], selector: str | None, field: str = "shards")
         if first < 0 or last >= count:
             raise InvalidInput.field(field, f"{text!r} is outside the shard ids 0-{count - 1}")
         chosen.update(range(first, last + 1))
-    return [shards[index] for index in sorted(chosen)]
+    return sorted(chosen)
+
+
+def selected_ids_any(
+    count: int, selector: object, field: str = "shards", rng: random.Random | None = None
+) -> list[int]:
+    """The string forms, a list of ids, or `{"random": k}` (with `"seed"` for a repeatable
+    pick, or drawn from `rng`)."""
+    if selector is None or isinstance(selector, str):
+        return selected_ids(count, selector, field)
+    if isinstance(selector, list):
+        if not selector or not all(type(item) is int for item in selector):
+            raise InvalidInput.field(field, "a list of shard ids must hold integers, at least one")
+        return selected_ids(count, ",".join(str(item) for item in selector), field)
+    if isinstance(selector, Mapping):
+        return _random(count, selector, field, rng)
+    raise InvalidInput.field(field, "use 'all', '0,3,5-7', a list of ids, or {\"random\": k}")
+
+
+def _random(
+    count: int, selector: Mapping[str, object], field: str, rng: random.Random | None
+) -> list[int]:
+    unknown = set(selector) - {"random", "seed"}
+    if unknown:
+        raise InvalidInput.field(field, f"unknown key(s) {', '.join(sorted(unknown))}")
+    k, seed = selector.get("random"), selector.get("seed")
+    if type(k) is not int or not 1 <= k <= count:
+        raise InvalidInput.field(f"{field}.random", f"must be an integer from 1 to {count}")
+    if seed is not None and type(seed) is not int:
+        raise InvalidInput.field(f"{field}.seed", "must be an integer")
+    if seed is not None or rng is None:
+        rng = random.Random(seed)
+    return sorted(rng.sample(range(count), k))

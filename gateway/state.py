@@ -6,9 +6,11 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from pydantic import SecretStr
 
 from gateway.fanout import FanOut
 from gateway.settings import GatewaySettings
+from gateway.shard_admin import ShardAdmin
 from gateway.shards import Shard
 from gateway.upstream import UpstreamClient
 
@@ -19,6 +21,8 @@ class GatewayState:
     shards: tuple[Shard, ...]
     upstream: UpstreamClient
     fanout: FanOut
+    admin: ShardAdmin
+    admin_token: SecretStr
 
 
 def _gateway_state(request: Request) -> GatewayState:

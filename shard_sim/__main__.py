@@ -8,6 +8,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from shard_sim.app import create_app
+from shard_sim.server import FaultableProtocol, ShardServer
 from shard_sim.settings import ENV_PREFIX, ShardSettings
 from shardstack.validation import InvalidInput
 
@@ -21,18 +22,27 @@ def main() -> int:
             file=sys.stderr,
         )
         return 2
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
         loop="uvloop",
-        http="httptools",
+        http=FaultableProtocol,
         access_log=False,
         log_level=settings.log_level,
         # Keep idle upstream connections open longer than the gateway's pool keeps them,
         # so the gateway never reuses a connection the shard is about to close.
         timeout_keep_alive=75,
+        # A hung request (the hang fault) must not hold the shard up on shutdown.
+        timeout_graceful_shutdown=3,
     )
+    server = ShardServer(config, (settings.host, settings.port), settings.admin_address)
+    app.state.shard.listener = server
+    try:
+        sockets = server.bind()
+    except OSError as exc:
+        print(f"shard: cannot listen: {exc}", file=sys.stderr)
+        return 1
+    server.run(sockets=sockets)
     return 0
 
 

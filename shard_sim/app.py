@@ -7,19 +7,52 @@ than generated OpenAPI docs.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from pydantic import SecretStr
 from starlette.applications import Starlette
 
-from shard_sim.routes import admin, data
+from shard_sim.listener_watch import keep_listener_in_step
+from shard_sim.routes import admin, data, metrics
 from shard_sim.settings import ShardSettings
-from shard_sim.state import ShardState
+from shard_sim.state import NoListener, ShardState
+from shardstack.admin_token import TOKEN_ENV, new_token
 from shardstack.problem import EXCEPTION_HANDLERS
+
+_log = logging.getLogger("shard_sim")
 
 
 def create_app(settings: ShardSettings | None = None) -> Starlette:
+    """The server that runs the app sets `state.shard.listener` (for `down`)."""
     settings = settings or ShardSettings()
+    token = settings.admin_token
+    if token is None:
+        token = SecretStr(new_token())
+        _log.warning(
+            "shard %s: %s is unset; admin token for this shard: %s",
+            settings.id,
+            TOKEN_ENV,
+            token.get_secret_value(),
+        )
+    state = ShardState.from_settings(settings, token, NoListener())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        watch = asyncio.create_task(keep_listener_in_step(state))
+        try:
+            yield
+        finally:
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
+
     app = Starlette(
-        routes=[*data.ROUTES, *admin.ROUTES],
+        routes=[*data.ROUTES, *admin.ROUTES, *metrics.ROUTES],
         exception_handlers=dict(EXCEPTION_HANDLERS),
+        lifespan=lifespan,
     )
-    app.state.shard = ShardState.from_settings(settings)
+    app.state.shard = state
     return app

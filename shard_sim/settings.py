@@ -8,19 +8,31 @@ from pydantic import BeforeValidator, Field, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shard_sim.latency import FixedLatency, LatencyModel, parse_latency
+from shardstack.admin_token import TOKEN_ENV, AdminToken
 
 ENV_PREFIX = "SHARD_"
 MAX_PAYLOAD_BYTES = 64 * 1024 * 1024
+ADMIN_PORT_OFFSET = 1000
 
 
 class ShardSettings(BaseSettings):
     """One shard process. Defaults run shard 0 on 127.0.0.1:9000 with no added delay."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True)
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, populate_by_name=True)
 
     id: int = Field(0, ge=0, le=9999, description="shard id, 0..N-1")
     host: str = Field("127.0.0.1", min_length=1)
-    port: int = Field(9000, ge=1, le=65535)
+    port: int = Field(9000, ge=1, le=65535, description="data port: /data, /healthz")
+    admin_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description=f"admin port (/admin, /metrics), up when the data port is down; "
+        f"default port + {ADMIN_PORT_OFFSET}",
+    )
+    admin_token: AdminToken | None = Field(
+        None, validation_alias=TOKEN_ENV, description="bearer token for /admin routes"
+    )
     latency: Annotated[LatencyModel, NoDecode, BeforeValidator(parse_latency)] = Field(
         default_factory=lambda: FixedLatency(ms=0),
         description="latency model, compact (`lognormal:5,80`) or JSON",
@@ -36,4 +48,19 @@ class ShardSettings(BaseSettings):
             raise ValueError(
                 f"records x record_bytes must stay under {MAX_PAYLOAD_BYTES} bytes per answer"
             )
+        if self.admin_port is None:
+            if self.port + ADMIN_PORT_OFFSET > 65535:
+                raise ValueError(
+                    f"admin_port: port + {ADMIN_PORT_OFFSET} is past 65535; set it explicitly"
+                )
+            # Frozen model: the derived default is filled in once, here.
+            object.__setattr__(self, "admin_port", self.port + ADMIN_PORT_OFFSET)
+            return self
+        if self.admin_port == self.port:
+            raise ValueError("admin_port: must differ from port")
         return self
+
+    @property
+    def admin_address(self) -> tuple[str, int]:
+        assert self.admin_port is not None
+        return self.host, self.admin_port

@@ -1,20 +1,38 @@
-"""What a running shard holds: its current latency model, its RNG and its payload."""
+"""What a running shard holds: its latency model, RNG, payload, faults and metrics."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Protocol
 
 import orjson
+from pydantic import SecretStr
 
+from shard_sim.faults.active import ActiveFaults
 from shard_sim.latency import LatencyModel
+from shard_sim.metrics import ShardMetrics
 from shard_sim.settings import ShardSettings
+
+
+class DataListener(Protocol):
+    """What the `down` fault acts on: the server's data listener."""
+
+    async def set_data_down(self, down: bool) -> None: ...
+
+
+class NoListener:
+    """In-process apps (tests) have no listener of their own: `down` changes nothing."""
+
+    async def set_data_down(self, down: bool) -> None:
+        return None
 
 
 @dataclass(slots=True)
 class ShardState:
-    """Mutable runtime state of one shard; the admin routes change `latency`."""
+    """Mutable runtime state of one shard; the admin routes change `latency` and `faults`."""
 
     shard_id: int
     latency: LatencyModel
@@ -22,9 +40,17 @@ class ShardState:
     records: orjson.Fragment
     record_count: int
     pid: int
+    admin_token: SecretStr
+    faults: ActiveFaults
+    metrics: ShardMetrics
+    listener: DataListener
+    # Set by the admin routes on every change, to wake the listener watch.
+    faults_changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
-    def from_settings(cls, settings: ShardSettings) -> ShardState:
+    def from_settings(
+        cls, settings: ShardSettings, admin_token: SecretStr, listener: DataListener
+    ) -> ShardState:
         return cls(
             shard_id=settings.id,
             latency=settings.latency,
@@ -33,6 +59,10 @@ class ShardState:
             records=orjson.Fragment(_records(settings)),
             record_count=settings.records,
             pid=os.getpid(),
+            admin_token=admin_token,
+            faults=ActiveFaults(settings.seed, settings.id),
+            metrics=ShardMetrics(),
+            listener=listener,
         )
 
     def next_delay_s(self) -> float:

@@ -12,6 +12,9 @@ import click
 
 from shard_sim.latency import LatencyModel, parse_latency
 from shardstack import __version__, launcher
+from shardstack.fault_commands import fault
+from shardstack.gateway_client import GatewayError
+from shardstack.scenario_commands import scenario_group
 from shardstack.stack import StackConfig, plan
 from shardstack.supervisor import LaunchError
 from shardstack.validation import InvalidInput
@@ -108,6 +111,11 @@ def cli() -> None:
     show_default=True,
     help="Seconds to wait for every process to be ready.",
 )
+@click.option(
+    "--allow-request-faults",
+    is_flag=True,
+    help="Honour the X-Shardstack-Fault header on /api/aggregate.",
+)
 def up(
     shards: int,
     workers: int,
@@ -119,6 +127,7 @@ def up(
     seed: int | None,
     log_dir: Path | None,
     startup_timeout: float,
+    allow_request_faults: bool,
 ) -> None:
     """Run shards and the gateway on this machine until Ctrl-C.
 
@@ -135,12 +144,17 @@ def up(
             latency=latency,
             shard_latency=dict(shard_latency),
             seed=seed,
+            allow_request_faults=allow_request_faults,
         )
     )
     if log_dir is None:
         log_dir = Path(tempfile.mkdtemp(prefix="shardstack-"))
     log_dir.mkdir(parents=True, exist_ok=True)
     asyncio.run(launcher.run(stack, log_dir, startup_timeout, _progress))
+
+
+cli.add_command(fault)
+cli.add_command(scenario_group)
 
 
 def _progress(line: str) -> None:
@@ -157,7 +171,7 @@ def main() -> None:
         _fail(exc.format_message(), exc.exit_code)
     except InvalidInput as exc:
         _fail(f"invalid input: {exc}", 2)
-    except LaunchError as exc:
+    except (LaunchError, GatewayError) as exc:
         _fail(str(exc), 1)
     except OSError as exc:
         _fail(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""), 1)

@@ -12,6 +12,7 @@ from typing import TypeVar
 
 from shardstack.stack import GATEWAY, Stack
 from shardstack.supervisor import ChildFailed, Supervisor, check_ports_free
+from shardstack.token_store import forget_token, save_token
 
 _T = TypeVar("_T")
 
@@ -36,7 +37,8 @@ async def run(
         await _unless_stopped(supervisor.start(stack.shard_specs, startup_timeout_s), stop)
         echo(f"starting the gateway ({stack.gateway.workers} gunicorn workers) ...")
         await _unless_stopped(supervisor.start([stack.gateway_spec], startup_timeout_s), stop)
-        echo(_summary(stack, log_dir, time.monotonic() - began))
+        token_file = save_token(stack.gateway_url, stack.admin_token)
+        echo(_summary(stack, log_dir, time.monotonic() - began, token_file))
         await _watch(supervisor, stop, echo)
     except _Stopped:
         pass
@@ -45,6 +47,7 @@ async def run(
         grace_s = stack.gateway.graceful_timeout_s + 5.0
         shard_names = [spec.name for spec in stack.shard_specs]
         count = await supervisor.stop([[GATEWAY], shard_names], grace_s)
+        forget_token(stack.gateway_url)
         echo(f"stopped {count} processes")
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
@@ -70,7 +73,7 @@ async def _watch(supervisor: Supervisor, stop: asyncio.Event, echo: Callable[[st
         echo(f"{child.describe_exit()}; the gateway now reports that shard as failed")
 
 
-def _summary(stack: Stack, log_dir: Path, took_s: float) -> str:
+def _summary(stack: Stack, log_dir: Path, took_s: float, token_file: Path) -> str:
     first, last = stack.shards[0], stack.shards[-1]
     specs = [shard.latency.spec() for shard in stack.shards]
     [(common, _)] = Counter(specs).most_common(1)
@@ -84,8 +87,19 @@ def _summary(stack: Stack, log_dir: Path, took_s: float) -> str:
             f"per worker: semaphore {settings.semaphore_size}, "
             f"pool {settings.pool_max_connections} connections",
             f"  shards   http://{first.host}:{first.port} .. :{last.port}  latency {latency}",
+            f"  admin    {first.host}:{first.admin_port} .. :{last.admin_port}  "
+            f"(shard admin ports, /metrics)",
+            f"  token    {_token_line(stack, token_file)}",
             f"  logs     {log_dir}",
             f"  try      curl -s {stack.gateway_url}/api/aggregate",
+            "           shardstack fault inject 3 latency latency=fixed:300 --for 30s",
             "Press Ctrl-C to stop.",
         ]
     )
+
+
+def _token_line(stack: Stack, token_file: Path) -> str:
+    if stack.token_generated:
+        # Printed once, as Jupyter does; the CLI reads it from the file.
+        return f"{stack.admin_token}  (generated; saved for the CLI in {token_file})"
+    return f"from SHARDSTACK_ADMIN_TOKEN (saved for the CLI in {token_file})"

@@ -21,6 +21,7 @@ from gateway.settings import GatewaySettings, local_shard_urls
 from shard_sim.latency import LatencyModel
 from shard_sim.settings import ENV_PREFIX as SHARD_ENV_PREFIX
 from shard_sim.settings import ShardSettings
+from shardstack.admin_token import TOKEN_ENV, new_token
 from shardstack.supervisor import LaunchError, ProcessSpec
 from shardstack.validation import InvalidInput
 
@@ -44,6 +45,7 @@ class StackConfig:
     latency: LatencyModel | None = None
     shard_latency: Mapping[int, LatencyModel] = field(default_factory=dict)
     seed: int | None = None
+    allow_request_faults: bool = False
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,8 @@ class Stack:
     shards: tuple[ShardSettings, ...]
     gateway_url: str
     specs: tuple[ProcessSpec, ...]
+    admin_token: str
+    token_generated: bool
 
     @property
     def shard_specs(self) -> tuple[ProcessSpec, ...]:
@@ -88,13 +92,19 @@ def plan(config: StackConfig) -> Stack:
     if not GUNICORN_CONF.is_file():
         raise LaunchError(f"gunicorn configuration not found at {GUNICORN_CONF}")
 
-    shards = tuple(_validated_shard(config, shard_id) for shard_id in range(config.shards))
     gateway_settings = _validated(
         GatewaySettings,
         GATEWAY_ENV_PREFIX,
         shard_urls=local_shard_urls(config.shards, config.shard_base_port, config.host),
         bind=f"{config.host}:{config.gateway_port}",
         workers=config.workers,
+        allow_request_faults=config.allow_request_faults,
+    )
+    configured = gateway_settings.admin_token
+    token = new_token() if configured is None else configured.get_secret_value()
+    shards = tuple(
+        _validated_shard(config, shard_id, gateway_settings.shard_admin_port_offset)
+        for shard_id in range(config.shards)
     )
     gateway_url = f"http://{config.host}:{config.gateway_port}"
     specs = [
@@ -103,14 +113,16 @@ def plan(config: StackConfig) -> Stack:
             argv=(sys.executable, "-m", "shard_sim"),
             env=_child_env(
                 SHARD_ENV_PREFIX,
+                token,
                 id=shard.id,
                 host=shard.host,
                 port=shard.port,
+                admin_port=shard.admin_port,
                 latency=shard.latency.spec(),
                 seed=shard.seed,
             ),
             ready_url=f"http://{shard.host}:{shard.port}/healthz",
-            ports=((shard.host, shard.port),),
+            ports=((shard.host, shard.port), shard.admin_address),
         )
         for shard in shards
     ]
@@ -120,22 +132,45 @@ def plan(config: StackConfig) -> Stack:
             argv=(sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF)),
             env=_child_env(
                 GATEWAY_ENV_PREFIX,
+                token,
                 shard_urls=",".join(gateway_settings.shard_urls),
                 bind=gateway_settings.bind,
                 workers=gateway_settings.workers,
+                allow_request_faults=gateway_settings.allow_request_faults,
             ),
             ready_url=f"{gateway_url}/readyz",
             ports=((config.host, config.gateway_port),),
         )
     )
-    return Stack(gateway_settings, shards, gateway_url, tuple(specs))
+    _refuse_shared_ports(specs)
+    return Stack(gateway_settings, shards, gateway_url, tuple(specs), token, configured is None)
 
 
-def _validated_shard(config: StackConfig, shard_id: int) -> ShardSettings:
+def _refuse_shared_ports(specs: list[ProcessSpec]) -> None:
+    owners: dict[tuple[str, int], str] = {}
+    for spec in specs:
+        for address in spec.ports:
+            if address in owners:
+                raise InvalidInput.field(
+                    "--port" if spec.name == GATEWAY else "--shard-base-port",
+                    f"port {address[1]} would serve both {owners[address]} and {spec.name}",
+                )
+            owners[address] = spec.name
+
+
+def _validated_shard(config: StackConfig, shard_id: int, admin_port_offset: int) -> ShardSettings:
+    port = config.shard_base_port + shard_id
+    admin_port = port + admin_port_offset
+    if not 1 <= admin_port <= 65535:
+        raise InvalidInput.field(
+            "GATEWAY_SHARD_ADMIN_PORT_OFFSET",
+            f"shard {shard_id}'s admin port would be {admin_port}, outside 1-65535",
+        )
     overrides: dict[str, Any] = {
         "id": shard_id,
         "host": config.host,
-        "port": config.shard_base_port + shard_id,
+        "port": port,
+        "admin_port": admin_port,
     }
     latency = config.shard_latency.get(shard_id, config.latency)
     if latency is not None:
@@ -156,8 +191,9 @@ def _validated(cls: type[_Settings], prefix: str, **overrides: Any) -> _Settings
         raise InvalidInput.from_settings(exc, prefix) from None
 
 
-def _child_env(prefix: str, **overrides: object) -> dict[str, str]:
+def _child_env(prefix: str, token: str, **overrides: object) -> dict[str, str]:
     return {
         **os.environ,
+        TOKEN_ENV: token,
         **{f"{prefix}{key.upper()}": str(value) for key, value in overrides.items()},
     }

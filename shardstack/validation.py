@@ -42,10 +42,7 @@ class InvalidInput(ValueError):
     def from_settings(cls, exc: ValidationError, env_prefix: str) -> InvalidInput:
         """Name each field by the environment variable that sets it (`SHARD_LATENCY`)."""
         errors = field_errors(exc.errors(include_url=False))
-        return cls(
-            FieldError(f"{env_prefix}{error.field.split('.')[0]}".upper(), error.reason)
-            for error in errors
-        )
+        return cls(FieldError(_env_name(error.field, env_prefix), error.reason) for error in errors)
 
 
 def field_errors(errors: Iterable[Mapping[str, Any]]) -> list[FieldError]:
@@ -55,8 +52,21 @@ def field_errors(errors: Iterable[Mapping[str, Any]]) -> list[FieldError]:
         loc = [str(part) for part in error.get("loc", ()) if part not in _SOURCE_PARTS]
         message = str(error.get("msg", "invalid value"))
         message = message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        if not loc:
+            # A model-level check names its field as "field: reason".
+            name, sep, reason = message.partition(": ")
+            if sep and name.isidentifier():
+                loc, message = [name], reason
         result.append(FieldError(".".join(loc), message))
     return result
+
+
+def _env_name(field: str, env_prefix: str) -> str:
+    name = field.split(".")[0]
+    if not name:
+        return ""
+    # Fields read from an unprefixed variable (an alias such as SHARDSTACK_ADMIN_TOKEN).
+    return name if name.isupper() else f"{env_prefix}{name}".upper()
 
 
 def not_below(field: str, other: str) -> Any:

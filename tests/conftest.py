@@ -17,6 +17,8 @@ import httpx
 import pytest
 
 HOST = "127.0.0.1"
+ADMIN_TOKEN = "test-admin-token-0123456789"
+ADMIN = {"authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 def assert_problem(response: Any, status: int, fields: list[str] | None = None) -> None:
@@ -48,11 +50,12 @@ def _is_free(port: int) -> bool:
         return True
 
 
-def free_port_block(count: int) -> int:
-    """The first of `count` consecutive free ports."""
+def free_port_block(count: int, also_at: int | None = None) -> int:
+    """The first of `count` consecutive free ports (and of `count` more from base + `also_at`)."""
+    starts = (0,) if also_at is None else (0, also_at)
     for _ in range(200):
         base = random.randrange(20_000, 60_000)
-        if all(_is_free(base + offset) for offset in range(count)):
+        if all(_is_free(base + start + offset) for start in starts for offset in range(count)):
             return base
     raise RuntimeError(f"no block of {count} free ports found")
 
@@ -85,11 +88,16 @@ def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 10.0) -> N
 class ShardProcess:
     id: int
     port: int
+    admin_port: int
     process: subprocess.Popen[bytes]
 
     @property
     def url(self) -> str:
         return f"http://{HOST}:{self.port}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://{HOST}:{self.admin_port}"
 
 
 StartShard = Callable[..., ShardProcess]
@@ -102,11 +110,13 @@ def start_shard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartShard
     log_dir = tmp_path_factory.mktemp("shard-logs")
 
     def start(shard_id: int = 0, latency: str = "fixed:0", **env: str) -> ShardProcess:
-        port = free_port()
+        port = free_port_block(2)
         child_env: Mapping[str, str] = {
             **os.environ,
+            "SHARDSTACK_ADMIN_TOKEN": ADMIN_TOKEN,
             "SHARD_ID": str(shard_id),
             "SHARD_PORT": str(port),
+            "SHARD_ADMIN_PORT": str(port + 1),
             "SHARD_LATENCY": latency,
             **{f"SHARD_{key.upper()}": value for key, value in env.items()},
         }
@@ -117,7 +127,7 @@ def start_shard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartShard
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        shard = ShardProcess(shard_id, port, process)
+        shard = ShardProcess(shard_id, port, port + 1, process)
         started.append(shard)
         wait_until_ready(f"{shard.url}/healthz", process)
         return shard

@@ -7,10 +7,12 @@ import time
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException
 
+from gateway.request_faults import shard_headers
 from gateway.results import AggregateStatus, ShardOutcome, aggregate_status
 from gateway.shards import select
 from gateway.state import Gateway
@@ -39,10 +41,22 @@ class AggregateQuery(BaseModel):
     responses={
         200: {"description": "status `complete` or `partial`"},
         502: {"description": "status `failed`: fewer than `min_ok` shards answered"},
-        422: {"description": "invalid query parameter (problem+json)"},
+        403: {"description": "X-Shardstack-Fault sent but not allowed (problem+json)"},
+        422: {"description": "invalid query parameter or fault header (problem+json)"},
     },
 )
-async def aggregate(query: Annotated[AggregateQuery, Query()], gateway: Gateway) -> Response:
+async def aggregate(
+    query: Annotated[AggregateQuery, Query()],
+    gateway: Gateway,
+    x_shardstack_fault: Annotated[
+        str | None,
+        Header(
+            max_length=4096,
+            description="per-request faults, 'SELECTOR KIND [key=value ...][; ...]', "
+            "when GATEWAY_ALLOW_REQUEST_FAULTS is on",
+        ),
+    ] = None,
+) -> Response:
     started = time.perf_counter()
     settings = gateway.settings
     timeout_ms = query.timeout_ms or settings.default_timeout_ms
@@ -57,7 +71,15 @@ async def aggregate(query: Annotated[AggregateQuery, Query()], gateway: Gateway)
             "min_ok", f"must be at most the number of selected shards ({len(selected)})"
         )
 
-    results = await gateway.fanout.run(selected, deadline)
+    headers = None
+    if x_shardstack_fault is not None:
+        if not settings.allow_request_faults:
+            raise HTTPException(
+                403, "X-Shardstack-Fault is off on this gateway (GATEWAY_ALLOW_REQUEST_FAULTS)"
+            )
+        headers = shard_headers(x_shardstack_fault, gateway.shards, gateway.admin_token)
+
+    results = await gateway.fanout.run(selected, deadline, headers)
 
     status = aggregate_status(results, query.min_ok)
     ok = sum(result.status is ShardOutcome.OK for result in results)

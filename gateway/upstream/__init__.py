@@ -20,10 +20,23 @@ class UpstreamResponse:
     body: bytes
 
 
+@dataclass(slots=True)
+class CallTiming:
+    """Filled in by the client as the call goes: when the response headers arrived
+    (`time.perf_counter()`), so a slow body is told apart from a slow answer."""
+
+    headers_at: float | None = None
+
+
 class UpstreamClient(Protocol):
     """A pooled HTTP client for shard calls, one per worker, closed by the lifespan."""
 
-    async def get(self, url: str) -> UpstreamResponse: ...
+    async def get(
+        self,
+        url: str,
+        headers: Mapping[str, str] | None = None,
+        timing: CallTiming | None = None,
+    ) -> UpstreamResponse: ...
 
     async def aclose(self) -> None: ...
 

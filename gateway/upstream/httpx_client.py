@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Mapping
+
 import h11
 import httpx
 
 from gateway.upstream import (
+    CallTiming,
     UpstreamConnectError,
     UpstreamError,
     UpstreamProtocolError,
@@ -29,20 +33,32 @@ class HttpxUpstream:
             follow_redirects=False,
         )
 
-    async def get(self, url: str) -> UpstreamResponse:
+    async def get(
+        self,
+        url: str,
+        headers: Mapping[str, str] | None = None,
+        timing: CallTiming | None = None,
+    ) -> UpstreamResponse:
+        request = self._client.build_request("GET", url, headers=headers)
         try:
-            response = await self._client.get(url)
+            response = await self._client.send(request, stream=True)
+            try:
+                if timing is not None:
+                    timing.headers_at = time.perf_counter()
+                body = await response.aread()
+            finally:
+                await response.aclose()
         except httpx.ConnectError as exc:
             raise UpstreamConnectError(str(exc) or "connection refused") from exc
         except httpx.RemoteProtocolError as exc:
             if _caused_by(exc, h11.RemoteProtocolError):
-                raise UpstreamProtocolError("invalid HTTP from shard") from exc
+                raise UpstreamProtocolError(f"invalid HTTP from shard: {exc}") from exc
             raise UpstreamResetError("shard closed the connection before answering") from exc
         except httpx.NetworkError as exc:
             raise UpstreamResetError(str(exc) or "connection reset") from exc
         except httpx.HTTPError as exc:
             raise UpstreamError(type(exc).__name__) from exc
-        return UpstreamResponse(response.status_code, response.content)
+        return UpstreamResponse(response.status_code, body)
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -1,37 +1,83 @@
-"""Runtime control of one shard: read and replace its latency model."""
+"""Runtime control of one shard, behind the admin token: its latency model and its faults."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from shard_sim.faults import parse_fault
 from shard_sim.latency import parse_latency
 from shard_sim.state import ShardState
+from shardstack.admin_token import require_bearer
 from shardstack.request_body import read_json_body
 
 
+def _admin_state(request: Request) -> ShardState:
+    state: ShardState = request.app.state.shard
+    require_bearer(request.headers.get("authorization"), state.admin_token)
+    return state
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
 def _latency_response(state: ShardState) -> Response:
-    body = {"shard": state.shard_id, "latency": state.latency, "spec": state.latency.spec()}
-    return Response(
-        orjson.dumps(body, default=lambda model: model.model_dump()),
-        media_type="application/json",
-    )
+    latency = state.latency.model_dump()
+    return _json({"shard": state.shard_id, "latency": latency, "spec": state.latency.spec()})
 
 
 async def get_latency(request: Request) -> Response:
-    return _latency_response(request.app.state.shard)
+    return _latency_response(_admin_state(request))
 
 
 async def put_latency(request: Request) -> Response:
     """Replace the latency model; an invalid one is refused (422) and the old one stays."""
-    state: ShardState = request.app.state.shard
+    state = _admin_state(request)
     state.latency = parse_latency(await read_json_body(request))
     return _latency_response(state)
+
+
+async def list_faults(request: Request) -> Response:
+    state = _admin_state(request)
+    return _json({"shard": state.shard_id, "faults": state.faults.listing()})
+
+
+async def add_fault(request: Request) -> Response:
+    """Add one fault (201 with it as listed); an invalid one is refused and nothing changes."""
+    state = _admin_state(request)
+    active = state.faults.add(parse_fault(await read_json_body(request)))
+    state.faults_changed.set()
+    listed = next(entry for entry in state.faults.listing() if entry["id"] == active.id)
+    return _json({"shard": state.shard_id, "fault": listed}, status=201)
+
+
+async def remove_fault(request: Request) -> Response:
+    state = _admin_state(request)
+    fault_id = request.path_params["fault_id"]
+    if not state.faults.remove(fault_id):
+        raise HTTPException(404, f"no active fault {fault_id!r} on shard {state.shard_id}")
+    state.faults_changed.set()
+    return _json({"shard": state.shard_id, "removed": [fault_id]})
+
+
+async def clear_faults(request: Request) -> Response:
+    state = _admin_state(request)
+    removed = state.faults.clear()
+    state.faults_changed.set()
+    return _json({"shard": state.shard_id, "cleared": removed})
 
 
 ROUTES = [
     Route("/admin/latency", get_latency, methods=["GET"]),
     Route("/admin/latency", put_latency, methods=["PUT"]),
+    Route("/admin/faults", list_faults, methods=["GET"]),
+    Route("/admin/faults", add_fault, methods=["POST"]),
+    Route("/admin/faults", clear_faults, methods=["DELETE"]),
+    Route("/admin/faults/{fault_id}", remove_fault, methods=["DELETE"]),
 ]

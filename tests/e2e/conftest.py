@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from shard_sim.settings import ADMIN_PORT_OFFSET
 from tests.conftest import HOST, free_port, free_port_block
 
 STARTUP_TIMEOUT_S = 90
@@ -27,9 +28,29 @@ class RunningStack:
     shard_base_port: int
     shards: int
     stderr_path: Path
+    env: dict[str, str]
 
     def shard_url(self, shard_id: int) -> str:
         return f"http://{HOST}:{self.shard_base_port + shard_id}"
+
+    def admin_url(self, shard_id: int) -> str:
+        return f"http://{HOST}:{self.shard_base_port + ADMIN_PORT_OFFSET + shard_id}"
+
+    def admin_headers(self) -> dict[str, str]:
+        """The token `shardstack up` generated and saved for the CLI."""
+        port = self.gateway_url.rsplit(":", 1)[1]
+        path = Path(self.env["XDG_STATE_HOME"], "shardstack", f"{HOST}-{port}.token")
+        return {"authorization": f"Bearer {path.read_text().strip()}"}
+
+    def cli(self, *args: str, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
+        """`shardstack ARGS --gateway <this stack>`; the token comes from the saved file."""
+        return subprocess.run(
+            [sys.executable, "-m", "shardstack", *args, "--gateway", self.gateway_url],
+            env={**os.environ, **self.env},
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+        )
 
     def stderr(self) -> str:
         return self.stderr_path.read_text()
@@ -41,7 +62,8 @@ class RunningStack:
 
     def ports(self) -> list[int]:
         gateway_port = int(self.gateway_url.rsplit(":", 1)[1])
-        return [gateway_port, *(self.shard_base_port + i for i in range(self.shards))]
+        shard_ports = [self.shard_base_port + i for i in range(self.shards)]
+        return [gateway_port, *shard_ports, *(port + ADMIN_PORT_OFFSET for port in shard_ports)]
 
 
 def descendants(pid: int) -> list[int]:
@@ -73,9 +95,11 @@ def listening(port: int) -> bool:
 
 
 def start_stack(tmp_path: Path, *args: str, shards: int = 20, **env: str) -> RunningStack:
-    base = free_port_block(shards)
+    base = free_port_block(shards, also_at=ADMIN_PORT_OFFSET)
     gateway_port = free_port()
     stderr_path = tmp_path / "shardstack.err"
+    # Each stack saves its token under its own state dir, as a user's `up` would.
+    env = {"XDG_STATE_HOME": str(tmp_path / "state"), **env}
     with stderr_path.open("wb") as stderr:
         process = subprocess.Popen(
             [
@@ -90,7 +114,7 @@ def start_stack(tmp_path: Path, *args: str, shards: int = 20, **env: str) -> Run
             stdout=subprocess.DEVNULL,
             stderr=stderr,
         )  # fmt: skip
-    return RunningStack(process, f"http://{HOST}:{gateway_port}", base, shards, stderr_path)
+    return RunningStack(process, f"http://{HOST}:{gateway_port}", base, shards, stderr_path, env)
 
 
 def wait_until_up(stack: RunningStack) -> None:

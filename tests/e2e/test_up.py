@@ -41,8 +41,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
 
 
 def _set_latency(stack: RunningStack, shard_id: int, model: dict[str, object]) -> None:
-    url = f"{stack.shard_url(shard_id)}/admin/latency"
-    httpx.put(url, json=model, trust_env=False).raise_for_status()
+    url = f"{stack.admin_url(shard_id)}/admin/latency"
+    httpx.put(url, json=model, headers=stack.admin_headers(), trust_env=False).raise_for_status()
 
 
 def test_aggregate_answers_with_all_20_shards(stack: RunningStack) -> None:

@@ -9,11 +9,12 @@ from starlette.testclient import TestClient
 
 from shard_sim.app import create_app
 from shard_sim.settings import ShardSettings
-from tests.conftest import assert_problem
+from tests.conftest import ADMIN, ADMIN_TOKEN, assert_problem
 
 
 def _client(**settings: object) -> TestClient:
-    return TestClient(create_app(ShardSettings(**settings)))  # type: ignore[arg-type]
+    app = create_app(ShardSettings(admin_token=ADMIN_TOKEN, **settings))  # type: ignore[arg-type]
+    return TestClient(app, headers=ADMIN)
 
 
 @pytest.fixture

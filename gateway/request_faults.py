@@ -1,0 +1,47 @@
+"""Per-request faults: `X-Shardstack-Fault: SELECTOR KIND [key=value ...][; ...]` on one
+aggregate request carries those faults to the shards it names, for that request only.
+
+    X-Shardstack-Fault: 3 latency latency=fixed:300; 5-7 error status=503
+
+Honoured only when the gateway allows it (GATEWAY_ALLOW_REQUEST_FAULTS); the gateway
+forwards each shard its part with the admin token, which the shard requires.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pydantic import SecretStr
+
+from gateway.shards import Shard, select
+from shard_sim.faults import REQUEST_FAULT_HEADER, parse_fault_words
+from shardstack.validation import InvalidInput
+
+
+def shard_headers(
+    header: str, shards: Sequence[Shard], token: SecretStr
+) -> dict[int, dict[str, str]]:
+    """The headers to send each named shard; `InvalidInput` naming the header if it is bad."""
+    parts: dict[int, list[str]] = {}
+    for item in header.split(";"):
+        words = item.split()
+        if len(words) < 2:
+            raise InvalidInput.field(
+                REQUEST_FAULT_HEADER, f"{item.strip()!r} is not 'SELECTOR KIND [key=value ...]'"
+            )
+        fault = parse_fault_words(words[1:], field=REQUEST_FAULT_HEADER)
+        if not fault.per_request:
+            raise InvalidInput.field(
+                REQUEST_FAULT_HEADER, f"{fault.kind} cannot act on a single request"
+            )
+        if fault.duration_s is not None or fault.id is not None:
+            raise InvalidInput.field(
+                REQUEST_FAULT_HEADER, "id and duration_s do not apply to a single request"
+            )
+        for shard in select(shards, words[0], field=REQUEST_FAULT_HEADER):
+            parts.setdefault(shard.id, []).append(" ".join(words[1:]))
+    authorization = f"Bearer {token.get_secret_value()}"
+    return {
+        shard_id: {REQUEST_FAULT_HEADER: "; ".join(faults), "authorization": authorization}
+        for shard_id, faults in parts.items()
+    }

@@ -1,0 +1,133 @@
+"""`/admin/faults`: inject, list and clear faults on the shards a selector names.
+
+The gateway validates a fault before it forwards it, so a bad one changes nothing on
+any shard; what each shard answered is passed back, shard by shard.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException
+
+from gateway.shard_admin import AdminReply
+from gateway.shards import Shard, select, select_any
+from gateway.state import Gateway, GatewayState
+from shard_sim.faults import parse_fault
+from shardstack.admin_token import require_bearer
+from shardstack.request_body import read_json_body
+from shardstack.validation import InvalidInput
+
+
+def _require_admin(request: Request, gateway: Gateway) -> None:
+    require_bearer(request.headers.get("authorization"), gateway.admin_token)
+
+
+router = APIRouter(prefix="/admin/faults", dependencies=[Depends(_require_admin)])
+
+_UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
+    401: {"description": "missing or wrong admin token (problem+json)"}
+}
+
+
+class SelectorQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    shards: str | None = Field(
+        None, max_length=4096, description="'all' (default) or ids and ranges: '0,3,5-7'"
+    )
+
+
+@router.post(
+    "",
+    status_code=201,
+    responses={
+        **_UNAUTHORIZED,
+        201: {"description": "every selected shard added the fault"},
+        422: {"description": "invalid fault or selector; no shard changed (problem+json)"},
+        502: {"description": "some shards did not add it; see each shard's entry"},
+    },
+)
+async def inject(request: Request, gateway: Gateway) -> Response:
+    """Body: a fault (`{"kind": "latency", "latency": "fixed:200", ...}`) plus `shards`:
+    `"all"`, `"0,3,5-7"`, `[3, 4]` or `{"random": k, "seed": s}`."""
+    body = await read_json_body(request)
+    if not isinstance(body, dict):
+        raise InvalidInput.field("body", "must be a JSON object: a fault plus 'shards'")
+    if "shards" not in body:
+        raise InvalidInput.field("shards", "required: 'all', '0,3,5-7', [ids] or {\"random\": k}")
+    targets = select_any(gateway.shards, body.pop("shards"))
+    fault = parse_fault(body)
+    fault_id = fault.id or f"{fault.kind}-{secrets.token_hex(3)}"
+    spec = fault.model_dump(mode="json", serialize_as_any=True, exclude_none=True)
+    spec["id"] = fault_id
+    replies = await gateway.admin.each(targets, "POST", "/admin/faults", spec)
+    entries = [_entry(reply, "added", "fault") for reply in replies]
+    added = all(reply.ok for reply in replies)
+    answer = {"id": fault_id, "kind": fault.kind, "shards": entries}
+    return _json(answer, 201 if added else 502)
+
+
+@router.get("", responses=_UNAUTHORIZED)
+async def list_faults(query: Annotated[SelectorQuery, Query()], gateway: Gateway) -> Response:
+    """Active faults, shard by shard."""
+    replies = await gateway.admin.each(_selected(gateway, query), "GET", "/admin/faults")
+    entries = [_entry(reply, "ok", "faults") for reply in replies]
+    active = sum(len(entry.get("faults") or []) for entry in entries)
+    return _json({"active": active, "shards": entries}, 200 if _all_ok(replies) else 502)
+
+
+@router.delete("", responses=_UNAUTHORIZED)
+async def clear(query: Annotated[SelectorQuery, Query()], gateway: Gateway) -> Response:
+    """Remove every fault from the selected shards (default all)."""
+    replies = await gateway.admin.each(_selected(gateway, query), "DELETE", "/admin/faults")
+    cleared = sum(reply.body.get("cleared", 0) for reply in replies if reply.ok)
+    entries = [_entry(reply, "cleared") for reply in replies]
+    return _json({"cleared": cleared, "shards": entries}, 200 if _all_ok(replies) else 502)
+
+
+@router.delete("/{fault_id}", responses={**_UNAUTHORIZED, 404: {"description": "no shard had it"}})
+async def remove(
+    fault_id: str, query: Annotated[SelectorQuery, Query()], gateway: Gateway
+) -> Response:
+    """Remove one fault, by id, from every selected shard that has it."""
+    replies = await gateway.admin.each(
+        _selected(gateway, query), "DELETE", f"/admin/faults/{fault_id}"
+    )
+    removed = [reply.shard for reply in replies if reply.ok]
+    failed = [reply for reply in replies if not reply.ok and reply.status != 404]
+    if not removed and not failed:
+        raise HTTPException(404, f"no selected shard has a fault {fault_id!r}")
+    body = {
+        "id": fault_id,
+        "removed_from": removed,
+        "failed": [_entry(reply, "failed") for reply in failed],
+    }
+    return _json(body, 502 if failed else 200)
+
+
+def _selected(gateway: GatewayState, query: SelectorQuery) -> list[Shard]:
+    return select(gateway.shards, query.shards)
+
+
+def _all_ok(replies: list[AdminReply]) -> bool:
+    return all(reply.ok for reply in replies)
+
+
+def _entry(reply: AdminReply, ok_status: str, key: str | None = None) -> dict[str, Any]:
+    """One shard's line in an answer: its status, and `key` copied from its reply."""
+    if not reply.ok:
+        return {"shard": reply.shard, "status": "failed", "detail": reply.describe()}
+    entry: dict[str, Any] = {"shard": reply.shard, "status": ok_status}
+    if key is not None and isinstance(reply.body, dict):
+        entry[key] = reply.body.get(key)
+    return entry
+
+
+def _json(body: Any, status: int) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")

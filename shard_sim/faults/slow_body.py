@@ -1,0 +1,44 @@
+"""`slow_body`: headers at once, then the body dribbled out at a fixed rate."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from typing import Literal
+
+from pydantic import Field
+from starlette.types import Receive, Scope, Send
+
+from shard_sim.faults.base import Answer, Fault, transport_of
+
+_TICK_S = 0.05
+
+
+class SlowBodyFault(Fault):
+    order = 5
+
+    kind: Literal["slow_body"] = "slow_body"
+    bytes_per_s: float = Field(
+        gt=0, le=1e9, allow_inf_nan=False, description="body rate in bytes per second"
+    )
+
+    def shape(self, answer: Answer, rng: random.Random) -> bool:
+        return answer.take_delivery(self._deliver)
+
+    async def _deliver(self, answer: Answer, scope: Scope, receive: Receive, send: Send) -> None:
+        transport = transport_of(scope)
+        await send(answer.start_message())
+        body = answer.body
+        started = time.monotonic()
+        sent = 0
+        # Paced against the clock, not per tick, so scheduling delays do not slow the rate.
+        while sent < len(body) and not transport.is_closing():
+            await asyncio.sleep(_TICK_S)
+            due = min(len(body), int((time.monotonic() - started) * self.bytes_per_s))
+            if due > sent:
+                await send(
+                    {"type": "http.response.body", "body": body[sent:due], "more_body": True}
+                )
+                sent = due
+        await send({"type": "http.response.body", "body": b""})

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError, ValidationInfo, field_validator
 
+_NAMED_REASON = re.compile(r"^(?P<field>[A-Za-z_][\w.]*): (?P<reason>.+)$", re.DOTALL)
 # Location parts that name where a value came from, not which field it is.
 _SOURCE_PARTS = frozenset({"query", "body", "path", "header"})
 
@@ -42,7 +44,13 @@ class InvalidInput(ValueError):
     def from_settings(cls, exc: ValidationError, env_prefix: str) -> InvalidInput:
         """Name each field by the environment variable that sets it (`SHARD_LATENCY`)."""
         errors = field_errors(exc.errors(include_url=False))
-        return cls(FieldError(_env_name(error.field, env_prefix), error.reason) for error in errors)
+        return cls(
+            FieldError(
+                _env_name(error.field, env_prefix),
+                ": ".join(part for part in (error.field.partition(".")[2], error.reason) if part),
+            )
+            for error in errors
+        )
 
 
 def field_errors(errors: Iterable[Mapping[str, Any]]) -> list[FieldError]:
@@ -52,11 +60,10 @@ def field_errors(errors: Iterable[Mapping[str, Any]]) -> list[FieldError]:
         loc = [str(part) for part in error.get("loc", ()) if part not in _SOURCE_PARTS]
         message = str(error.get("msg", "invalid value"))
         message = message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
-        if not loc:
-            # A model-level check names its field as "field: reason".
-            name, sep, reason = message.partition(": ")
-            if sep and name.isidentifier():
-                loc, message = [name], reason
+        # A model-level or nested check names its field as "field: reason".
+        named = _NAMED_REASON.match(message)
+        if named:
+            loc, message = [*loc, named["field"]], named["reason"]
         result.append(FieldError(".".join(loc), message))
     return result
 

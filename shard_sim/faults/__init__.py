@@ -72,17 +72,27 @@ def parse_fault(value: Any, field: str = "") -> Fault:
         ) from None
 
 
-def parse_fault_words(words: Sequence[str], field: str = "fault") -> Fault:
-    """A fault from `KIND key=value ...`; values are JSON where they parse, else text."""
+def parse_fault_words(words: Sequence[str], field: str | None = None) -> Fault:
+    """A fault from `KIND key=value ...`; values are JSON where they parse, else text.
+    With `field`, every error is reported there (e.g. the header that carried the words)."""
+    try:
+        return _parse_words(words)
+    except InvalidInput as exc:
+        if field is None:
+            raise
+        raise InvalidInput(FieldError(field, str(error)) for error in exc.errors) from None
+
+
+def _parse_words(words: Sequence[str]) -> Fault:
     if not words:
         raise InvalidInput.field(
-            field, f"empty; write KIND [key=value ...], kinds: {', '.join(FAULT_KINDS)}"
+            "kind", f"missing; write KIND [key=value ...], KIND one of {', '.join(FAULT_KINDS)}"
         )
     spec: dict[str, Any] = {"kind": words[0]}
     for word in words[1:]:
         key, sep, text = word.partition("=")
         if not sep or not key:
-            raise InvalidInput.field(field, f"{word!r} is not key=value")
+            raise InvalidInput.field("params", f"{word!r} is not key=value")
         spec[key] = _word_value(text)
     return parse_fault(spec)
 

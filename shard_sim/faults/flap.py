@@ -26,7 +26,7 @@ class FlapFault(Fault):
 
         if isinstance(value, Fault):
             return value
-        inner = parse_fault(value, field="fault")
+        inner = parse_fault(value)
         if isinstance(inner, FlapFault):
             raise ValueError("a flap cannot wrap another flap")
         if inner.id is not None or inner.duration_s is not None:

@@ -42,10 +42,12 @@ class RunningStack:
         path = Path(self.env["XDG_STATE_HOME"], "shardstack", f"{HOST}-{port}.token")
         return {"authorization": f"Bearer {path.read_text().strip()}"}
 
-    def cli(self, *args: str, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, gateway: str | None = None, timeout_s: float = 60
+    ) -> subprocess.CompletedProcess[str]:
         """`shardstack ARGS --gateway <this stack>`; the token comes from the saved file."""
         return subprocess.run(
-            [sys.executable, "-m", "shardstack", *args, "--gateway", self.gateway_url],
+            [sys.executable, "-m", "shardstack", *args, "--gateway", gateway or self.gateway_url],
             env={**os.environ, **self.env},
             capture_output=True,
             text=True,

@@ -1,0 +1,144 @@
+"""The fault CLI and scenario runner against a real `shardstack up`: the token handed over
+by `up`, a three-line fault session, and a seeded scenario that replays identically."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import RunningStack, StartStack, get
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def stack(start: StartStack) -> Iterator[RunningStack]:
+    running = start("--latency", "fixed:1", shards=4)
+    yield running
+    running.cli("fault", "clear")
+
+
+def _statuses(stack: RunningStack) -> dict[int, str]:
+    body = get(f"{stack.gateway_url}/api/aggregate").json()
+    return {entry["shard"]: entry["status"] for entry in body["shards"]}
+
+
+def test_a_fault_session_with_the_token_up_saved(stack: RunningStack) -> None:
+    assert "(generated; saved for the CLI in" in stack.stderr()
+
+    injected = stack.cli("fault", "inject", "1,3", "error", "status=503", "--for", "30s")
+    assert injected.returncode == 0, injected.stderr
+    assert injected.stdout.startswith("injected error-")
+    assert injected.stdout.rstrip().endswith("(error) on shards 1,3 for 30s")
+    assert _statuses(stack) == {0: "ok", 1: "error", 2: "ok", 3: "error"}
+
+    listed = stack.cli("fault", "list")
+    lines = listed.stdout.splitlines()
+    assert lines[0].split() == ["SHARD", "ID", "KIND", "PROB", "LEFT", "APPLIED", "PARAMS"]
+    assert [line.split()[0] for line in lines[1:]] == ["1", "3"]
+    assert all(line.split()[2] == "error" and "status=503" not in line for line in lines[1:])
+
+    cleared = stack.cli("fault", "clear")
+    assert cleared.stdout.strip() == "cleared 2 faults on 4 shards"
+    assert set(_statuses(stack).values()) == {"ok"}
+    assert stack.cli("fault", "list").stdout.strip() == "no active faults"
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["inject", "7", "error"], 2, "shardstack: invalid input: shards: '7' is outside"),
+        (["inject", "1", "error", "status=99"], 2, "shardstack: invalid input: status: "),
+        (["inject", "1", "meteor"], 2, "shardstack: invalid input: kind: 'meteor'"),
+        (["inject", "1", "error", "--for", "soon"], 2, "shardstack: invalid input: --for: "),
+        (["inject", "1", "error", "-p", "3"], 2, "shardstack: invalid input: probability: "),
+        (["list", "--token", "x" * 20], 1, "shardstack: the gateway at http://"),
+        (["remove", "nothing"], 1, "shardstack: no shard has a fault 'nothing'"),
+    ],
+)
+def test_bad_fault_commands_fail_in_one_line_and_change_nothing(
+    stack: RunningStack, args: list[str], code: int, message: str
+) -> None:
+    result = stack.cli("fault", *args)
+    assert result.returncode == code
+    assert result.stderr.startswith(message), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert stack.cli("fault", "list").stdout.strip() == "no active faults"
+
+
+def test_the_cli_says_when_no_gateway_answers(stack: RunningStack) -> None:
+    nowhere = "http://127.0.0.1:9"
+    result = stack.cli("fault", "list", gateway=nowhere)
+    assert result.returncode == 1
+    assert result.stderr.startswith("shardstack: no admin token for http://127.0.0.1:9")
+    result = stack.cli("fault", "list", "--token", "t" * 20, gateway=nowhere)
+    assert result.stderr.startswith("shardstack: cannot reach the gateway at http://127.0.0.1:9")
+
+
+SCENARIO = """
+name: replay check
+seed: 99
+steps:
+  - at: 0s
+    shards: {random: 2}
+    inject: {kind: error, status: 500, probability: 0.5}
+  - at: 0.2s
+    shards: "0"
+    inject: {kind: latency, latency: "fixed:5"}
+    for: 0.3s
+"""
+
+
+def test_a_seeded_scenario_replays_identically(stack: RunningStack, tmp_path: Path) -> None:
+    path = tmp_path / "replay.yaml"
+    path.write_text(SCENARIO)
+
+    def run_once() -> tuple[list[str], list[dict[int, str]]]:
+        result = stack.cli("scenario", "run", str(path), "--keep")
+        assert result.returncode == 0, result.stderr
+        lines = [line for line in result.stdout.splitlines() if not line.startswith("done in")]
+        outcomes = [_statuses(stack) for _ in range(30)]
+        assert stack.cli("fault", "clear").returncode == 0
+        return lines, outcomes
+
+    first_lines, first_outcomes = run_once()
+    again_lines, again_outcomes = run_once()
+    assert first_lines == again_lines
+    assert first_lines[1].startswith("[    0.00s] replay-check-1: error probability=0.5 status=500")
+    assert "waiting" in first_lines[-1]
+    assert first_outcomes == again_outcomes
+    errors = [shard for outcome in first_outcomes for shard, s in outcome.items() if s == "error"]
+    assert 1 < len(set(errors)) <= 2
+    assert 5 < len(errors) < 55
+
+
+def test_a_bad_scenario_is_refused_before_anything_is_injected(
+    stack: RunningStack, tmp_path: Path
+) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(SCENARIO.replace("status: 500", "status: 5000"))
+    result = stack.cli("scenario", "run", str(path))
+    assert result.returncode == 2
+    assert result.stderr.startswith("shardstack: invalid input: steps.0.inject.status: ")
+    path.write_text("steps: [unclosed")
+    result = stack.cli("scenario", "run", str(path))
+    assert result.returncode == 2
+    assert "not valid YAML at line 1" in result.stderr
+    assert stack.cli("fault", "list").stdout.strip() == "no active faults"
+
+
+def test_shipped_scenarios_are_valid() -> None:
+    scenarios = sorted(Path(__file__).parents[2].joinpath("scenarios").glob("*.yaml"))
+    assert len(scenarios) >= 3
+    for path in scenarios:
+        result = subprocess.run(
+            [sys.executable, "-m", "shardstack", "scenario", "check", str(path), "--shards", "20"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr

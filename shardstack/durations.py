@@ -35,8 +35,9 @@ def parse_duration(value: str | float | int, field: str) -> float:
 def format_duration(seconds: float) -> str:
     """The short form `parse_duration` reads back: `250ms`, `30s`, `2m30s`."""
     if seconds < 1:
-        return f"{seconds * 1000:g}ms"
-    minutes, rest = divmod(seconds, 60)
+        return f"{round(seconds * 1000):g}ms"
+    minutes, rest = divmod(round(seconds, 1), 60)
+    rest = round(rest, 1)
     if minutes < 1:
         return f"{rest:g}s"
     return f"{minutes:g}m{rest:g}s" if rest else f"{minutes:g}m"

@@ -57,7 +57,9 @@ def field_errors(errors: Iterable[Mapping[str, Any]]) -> list[FieldError]:
     """Translate pydantic error dicts into `FieldError`s named by their dotted location."""
     result = []
     for error in errors:
-        loc = [str(part) for part in error.get("loc", ()) if part not in _SOURCE_PARTS]
+        loc = [str(part) for part in error.get("loc", ())]
+        if len(loc) > 1 and loc[0] in _SOURCE_PARTS:
+            loc = loc[1:]
         message = str(error.get("msg", "invalid value"))
         message = message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
         # A model-level or nested check names its field as "field: reason".

@@ -10,7 +10,7 @@ import secrets
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
@@ -19,6 +19,7 @@ from gateway.shard_admin import AdminReply
 from gateway.shards import Shard, select, select_any
 from gateway.state import Gateway, GatewayState
 from shard_sim.faults import parse_fault
+from shard_sim.faults.base import FAULT_ID_PATTERN
 from shardstack.admin_token import require_bearer
 from shardstack.request_body import read_json_body
 from shardstack.validation import InvalidInput
@@ -93,7 +94,10 @@ async def clear(query: Annotated[SelectorQuery, Query()], gateway: Gateway) -> R
 
 @router.delete("/{fault_id}", responses={**_UNAUTHORIZED, 404: {"description": "no shard had it"}})
 async def remove(
-    fault_id: str, query: Annotated[SelectorQuery, Query()], gateway: Gateway
+    # Checked before it goes into the shards' URLs.
+    fault_id: Annotated[str, Path(pattern=FAULT_ID_PATTERN)],
+    query: Annotated[SelectorQuery, Query()],
+    gateway: Gateway,
 ) -> Response:
     """Remove one fault, by id, from every selected shard that has it."""
     replies = await gateway.admin.each(

@@ -28,7 +28,8 @@ from starlette.types import Message, Receive, Scope, Send
 MAX_DURATION_S = 7 * 24 * 3600.0
 TRANSPORT_EXTENSION = "shardstack.transport"
 
-FaultId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+FAULT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+FaultId = Annotated[str, Field(pattern=FAULT_ID_PATTERN)]
 Probability = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 Seconds = Annotated[float, Field(gt=0, le=MAX_DURATION_S, allow_inf_nan=False)]
 

@@ -209,6 +209,26 @@ def test_invalid_injection_is_refused_and_no_shard_changes(
     assert _faulted(gateway) == before
 
 
+def test_oversized_or_odd_admin_input_is_refused_and_no_shard_changes(
+    gateway: TestClient,
+) -> None:
+    _inject(gateway, [0], kind="reset", id="kept")
+    before = _faulted(gateway)
+    huge = b'{"shards": "all", "kind": "error", "body": "' + b"x" * 70_000 + b'"}'
+    assert_problem(gateway.post("/admin/faults", content=huge, headers=ADMIN), 413)
+    assert_problem(gateway.post("/admin/faults", content=b"{nope", headers=ADMIN), 422, ["body"])
+    too_long = {"shards": "all", "kind": "error", "body": "x" * 20_000}
+    assert_problem(gateway.post("/admin/faults", json=too_long, headers=ADMIN), 422, ["body"])
+    # Ids are checked before they go into the shards' URLs.
+    assert_problem(gateway.delete("/admin/faults/bad%20id%3F", headers=ADMIN), 422, ["fault_id"])
+    assert_problem(gateway.delete("/admin/faults/a%2F..%2F..", headers=ADMIN), 404)
+    response = gateway.get(
+        "/admin/faults", params={"shards": "all", "colour": "red"}, headers=ADMIN
+    )
+    assert_problem(response, 422, ["colour"])
+    assert _faulted(gateway) == before
+
+
 def test_admin_routes_need_the_token(gateway: TestClient) -> None:
     _inject(gateway, [0], kind="reset", id="kept")
     before = _faulted(gateway)

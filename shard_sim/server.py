@@ -49,8 +49,8 @@ class ShardServer(uvicorn.Server):
     async def set_data_down(self, down: bool) -> None:
         if down == self.data_down or not self.started:
             return
-        self.data_down = down
         if down:
+            self.data_down = True
             self.servers[0].close()
             port = self._data_address[1]
             for connection in list(self.server_state.connections):
@@ -69,6 +69,7 @@ class ShardServer(uvicorn.Server):
         self.servers[0] = await asyncio.get_running_loop().create_server(
             protocol, sock=_listening(self._data_address), backlog=self.config.backlog
         )
+        self.data_down = False
         _log.info("data port %s up", self._data_address[1])
 
 

@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
-from pydantic import SecretStr
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -20,7 +19,7 @@ from gateway.shards import shard_table
 from gateway.state import GatewayState
 from gateway.upstream import create_upstream
 from shardstack import __version__
-from shardstack.admin_token import TOKEN_ENV, new_token
+from shardstack.admin_token import token_or_new
 from shardstack.problem import EXCEPTION_HANDLERS, problem_response
 from shardstack.validation import InvalidInput, field_errors
 
@@ -29,12 +28,9 @@ _log = logging.getLogger("gateway")
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
-    token = settings.admin_token
-    if token is None:
-        # Under gunicorn the master generates the token (deploy/gunicorn.conf.py), so
-        # every worker shares it; this is for the app run on its own.
-        token = SecretStr(new_token())
-        _log.warning("%s is unset; admin token: %s", TOKEN_ENV, token.get_secret_value())
+    # Under gunicorn the master makes a missing token (deploy/gunicorn.conf.py), so every
+    # worker shares it; this covers the app run on its own.
+    token = token_or_new(settings.admin_token, _log, "gateway")
     shards = shard_table(settings.shard_urls, settings.shard_admin_port_offset)
 
     @asynccontextmanager

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pydantic import SecretStr
 
 from gateway.shards import Shard, select
-from shard_sim.faults import REQUEST_FAULT_HEADER, parse_fault_words
+from shard_sim.faults import REQUEST_FAULT_HEADER, parse_request_fault
 from shardstack.validation import InvalidInput
 
 
@@ -29,15 +29,7 @@ def shard_headers(
             raise InvalidInput.field(
                 REQUEST_FAULT_HEADER, f"{item.strip()!r} is not 'SELECTOR KIND [key=value ...]'"
             )
-        fault = parse_fault_words(words[1:], field=REQUEST_FAULT_HEADER)
-        if not fault.per_request:
-            raise InvalidInput.field(
-                REQUEST_FAULT_HEADER, f"{fault.kind} cannot act on a single request"
-            )
-        if fault.duration_s is not None or fault.id is not None:
-            raise InvalidInput.field(
-                REQUEST_FAULT_HEADER, "id and duration_s do not apply to a single request"
-            )
+        parse_request_fault(words[1:])
         for shard in select(shards, words[0], field=REQUEST_FAULT_HEADER):
             parts.setdefault(shard.id, []).append(" ".join(words[1:]))
     authorization = f"Bearer {token.get_secret_value()}"

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import AnyHttpUrl, Field, TypeAdapter, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from shard_sim.settings import ADMIN_PORT_OFFSET
 from shardstack.admin_token import TOKEN_ENV, AdminToken
 from shardstack.validation import not_below
 
@@ -58,7 +59,7 @@ class GatewaySettings(BaseSettings):
         1000, ge=1, le=60_000, description="per-shard health check in /readyz"
     )
     shard_admin_port_offset: int = Field(
-        1000,
+        ADMIN_PORT_OFFSET,
         ge=-65534,
         le=65534,
         description="a shard's admin port is its data port plus this (SHARD_ADMIN_PORT)",

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
+from shard_sim.settings import ADMIN_PORT_OFFSET
 from shardstack.validation import InvalidInput
 
 
@@ -30,7 +31,9 @@ class Shard:
         )
 
 
-def shard_table(urls: Sequence[str], admin_port_offset: int = 1000) -> tuple[Shard, ...]:
+def shard_table(
+    urls: Sequence[str], admin_port_offset: int = ADMIN_PORT_OFFSET
+) -> tuple[Shard, ...]:
     return tuple(Shard.at(index, url, admin_port_offset) for index, url in enumerate(urls))
 
 

@@ -12,14 +12,13 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from pydantic import SecretStr
 from starlette.applications import Starlette
 
 from shard_sim.listener_watch import keep_listener_in_step
 from shard_sim.routes import admin, data, metrics
 from shard_sim.settings import ShardSettings
 from shard_sim.state import NoListener, ShardState
-from shardstack.admin_token import TOKEN_ENV, new_token
+from shardstack.admin_token import token_or_new
 from shardstack.problem import EXCEPTION_HANDLERS
 
 _log = logging.getLogger("shard_sim")
@@ -28,15 +27,7 @@ _log = logging.getLogger("shard_sim")
 def create_app(settings: ShardSettings | None = None) -> Starlette:
     """The server that runs the app sets `state.shard.listener` (for `down`)."""
     settings = settings or ShardSettings()
-    token = settings.admin_token
-    if token is None:
-        token = SecretStr(new_token())
-        _log.warning(
-            "shard %s: %s is unset; admin token for this shard: %s",
-            settings.id,
-            TOKEN_ENV,
-            token.get_secret_value(),
-        )
+    token = token_or_new(settings.admin_token, _log, f"shard {settings.id}")
     state = ShardState.from_settings(settings, token, NoListener())
 
     @contextlib.asynccontextmanager

@@ -7,6 +7,7 @@ generates one and prints it once (as Jupyter does).
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
 from typing import Annotated
 
@@ -29,6 +30,15 @@ AdminToken = Annotated[SecretStr, AfterValidator(_strong_enough)]
 
 def new_token() -> str:
     return secrets.token_urlsafe(24)
+
+
+def token_or_new(configured: SecretStr | None, log: logging.Logger, service: str) -> SecretStr:
+    """`configured`, or a new token that is logged once so its operator can use it."""
+    if configured is not None:
+        return configured
+    token = SecretStr(new_token())
+    log.warning("%s: %s is unset; admin token: %s", service, TOKEN_ENV, token.get_secret_value())
+    return token
 
 
 def bearer_matches(authorization: str | None, token: SecretStr) -> bool:

@@ -76,9 +76,7 @@ def inject(
         words.append(f"duration_s={parse_duration(for_, '--for')}")
     if fault_id is not None:
         words.append(f"id={fault_id}")
-    spec = parse_fault_words(words).model_dump(
-        mode="json", serialize_as_any=True, exclude_none=True
-    )
+    spec = parse_fault_words(words).compact()
     spec["shards"] = _selector(selector)
     with connect(gateway, token) as client:
         _, body = client.request("POST", "/admin/faults", json=spec)

@@ -114,9 +114,7 @@ def plan(scenario: Scenario, shard_count: int) -> list[PlannedStep]:
     planned = []
     for index, step in enumerate(scenario.steps):
         shards = selected_ids_any(shard_count, step.shards, f"steps.{index}.shards", rng)
-        fault = parse_fault(step.inject).model_dump(
-            mode="json", serialize_as_any=True, exclude_none=True
-        )
+        fault = parse_fault(step.inject).compact()
         fault["id"] = f"{slug}-{index + 1}"
         if step.for_ is not None:
             fault["duration_s"] = step.for_

@@ -65,13 +65,11 @@ async def inject(request: Request, gateway: Gateway) -> Response:
     targets = select_any(gateway.shards, body.pop("shards"))
     fault = parse_fault(body)
     fault_id = fault.id or f"{fault.kind}-{secrets.token_hex(3)}"
-    spec = fault.model_dump(mode="json", serialize_as_any=True, exclude_none=True)
-    spec["id"] = fault_id
+    spec = {**fault.compact(), "id": fault_id}
     replies = await gateway.admin.each(targets, "POST", "/admin/faults", spec)
     entries = [_entry(reply, "added", "fault") for reply in replies]
-    added = all(reply.ok for reply in replies)
     answer = {"id": fault_id, "kind": fault.kind, "shards": entries}
-    return _json(answer, 201 if added else 502)
+    return _json(answer, 201 if _all_ok(replies) else 502)
 
 
 @router.get("", responses=_UNAUTHORIZED)

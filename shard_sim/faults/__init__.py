@@ -48,7 +48,14 @@ FAULT_KINDS: Mapping[str, type[Fault]] = {
 # token only. Clients send it to the gateway as `SELECTOR KIND key=value ...; ...`.
 REQUEST_FAULT_HEADER = "x-shardstack-fault"
 
-__all__ = ["FAULT_KINDS", "REQUEST_FAULT_HEADER", "Fault", "parse_fault", "parse_fault_words"]
+__all__ = [
+    "FAULT_KINDS",
+    "REQUEST_FAULT_HEADER",
+    "Fault",
+    "parse_fault",
+    "parse_fault_words",
+    "parse_request_fault",
+]
 
 
 def parse_fault(value: Any, field: str = "") -> Fault:
@@ -81,6 +88,17 @@ def parse_fault_words(words: Sequence[str], field: str | None = None) -> Fault:
         if field is None:
             raise
         raise InvalidInput(FieldError(field, str(error)) for error in exc.errors) from None
+
+
+def parse_request_fault(words: Sequence[str], field: str = REQUEST_FAULT_HEADER) -> Fault:
+    """A fault for one request only, from its words: kinds that act on the listener or over
+    time (`down`, `flap`) and `id`/`duration_s` are refused."""
+    fault = parse_fault_words(words, field=field)
+    if not fault.per_request:
+        raise InvalidInput.field(field, f"{fault.kind} cannot act on a single request")
+    if fault.duration_s is not None or fault.id is not None:
+        raise InvalidInput.field(field, "id and duration_s do not apply to a single request")
+    return fault
 
 
 def _parse_words(words: Sequence[str]) -> Fault:

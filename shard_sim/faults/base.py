@@ -19,7 +19,7 @@ import socket
 import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Annotated, ClassVar, cast
+from typing import Annotated, Any, ClassVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import Message, Receive, Scope, Send
@@ -81,8 +81,9 @@ class Fault(BaseModel):
         """Seconds from `elapsed_s` to the next change of `is_on`, if it ever changes."""
         return None
 
-    def compact(self) -> dict[str, object]:
-        """The fault as JSON with only what differs from the defaults (and its kind)."""
+    def compact(self) -> dict[str, Any]:
+        """The fault as JSON with only what differs from the defaults (and its kind): the
+        form sent to shards and shown to people."""
         dumped = self.model_dump(mode="json", serialize_as_any=True, exclude_defaults=True)
         return {"kind": self.kind, **dumped}
 

@@ -74,7 +74,7 @@ class FlapFault(Fault):
     def holds_listener_down(self, elapsed_s: float) -> bool:
         return self.fault.holds_listener_down(elapsed_s) and self.is_on(elapsed_s)
 
-    def compact(self) -> dict[str, object]:
+    def compact(self) -> dict[str, Any]:
         return {**super().compact(), "fault": self.fault.compact()}
 
     def params(self) -> dict[str, object]:

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from shard_sim.faults import REQUEST_FAULT_HEADER, Fault, parse_fault_words
+from shard_sim.faults import REQUEST_FAULT_HEADER, Fault, parse_request_fault
 from shard_sim.faults.base import Answer
 from shard_sim.state import ShardState
 from shardstack.admin_token import bearer_matches
@@ -76,11 +76,7 @@ def _request_faults(request: Request, state: ShardState) -> list[Fault]:
         raise _Unauthorized(f"{REQUEST_FAULT_HEADER} needs the admin token")
     faults = []
     for item in header.split(";"):
-        fault = parse_fault_words(item.split(), field=REQUEST_FAULT_HEADER)
-        if not fault.per_request:
-            raise InvalidInput.field(
-                REQUEST_FAULT_HEADER, f"{fault.kind} cannot act on a single request"
-            )
+        fault = parse_request_fault(item.split())
         if fault.probability == 1 or state.rng.random() < fault.probability:
             faults.append(fault)
     return faults

@@ -11,6 +11,7 @@ import sys
 
 from pydantic import ValidationError
 
+from gateway import multiprocess
 from gateway.settings import ENV_PREFIX, GatewaySettings
 from shardstack.admin_token import TOKEN_ENV, new_token
 from shardstack.validation import InvalidInput
@@ -39,3 +40,17 @@ loglevel = _settings.log_level
 errorlog = "-"
 accesslog = None
 proc_name = "shardstack-gateway"
+
+
+# Metrics across workers (gateway/multiprocess.py): a fresh directory before any worker
+# forks, a dead worker's gauges dropped from the sums, the directory removed on exit.
+def on_starting(server: object) -> None:
+    multiprocess.prepare_dir()
+
+
+def child_exit(server: object, worker: object) -> None:
+    multiprocess.worker_exited(worker.pid)  # type: ignore[attr-defined]
+
+
+def on_exit(server: object) -> None:
+    multiprocess.remove_dir()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,12 +14,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.fanout import FanOut
-from gateway.routes import aggregate, faults, health
+from gateway.metrics import GatewayMetrics, sample_pool
+from gateway.permits import Permits
+from gateway.routes import aggregate, faults, health, metrics
 from gateway.settings import GatewaySettings
 from gateway.shard_admin import ShardAdmin
 from gateway.shards import shard_table
 from gateway.state import GatewayState
-from gateway.upstream import create_upstream
+from gateway.upstream import ConnectionHooks, create_upstream
 from shardstack import __version__
 from shardstack.admin_token import token_or_new
 from shardstack.problem import EXCEPTION_HANDLERS, problem_response
@@ -35,12 +39,25 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, GatewayState]]:
-        upstream = create_upstream(settings)
+        metrics = GatewayMetrics(shard.id for shard in shards)
+        upstream = create_upstream(
+            settings, ConnectionHooks(metrics.pool_opened.inc, metrics.pool_closed.inc)
+        )
+        metrics.pool_max_connections.set(upstream.max_connections)
         admin = ShardAdmin(token)
+        sampler = asyncio.create_task(
+            sample_pool(upstream, metrics, settings.pool_sample_ms / 1000.0)
+        )
         try:
-            fanout = FanOut(upstream, settings.semaphore_size, settings.shard_timeout_ms / 1000.0)
-            yield {"gateway": GatewayState(settings, shards, upstream, fanout, admin, token)}
+            permits = Permits(settings.semaphore_size, metrics)
+            fanout = FanOut(upstream, permits, settings.shard_timeout_ms / 1000.0, metrics)
+            yield {
+                "gateway": GatewayState(settings, shards, upstream, fanout, admin, token, metrics)
+            }
         finally:
+            sampler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sampler
             await admin.aclose()
             await upstream.aclose()
 
@@ -57,6 +74,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(aggregate.router)
     app.include_router(health.router)
     app.include_router(faults.router)
+    app.include_router(metrics.router)
     return app
 
 

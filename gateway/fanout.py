@@ -8,6 +8,8 @@ from collections.abc import Mapping, Sequence
 
 import orjson
 
+from gateway.metrics import GatewayMetrics
+from gateway.permits import Permits
 from gateway.results import ShardOutcome, ShardResult
 from gateway.shards import Shard
 from gateway.upstream import (
@@ -20,16 +22,23 @@ from gateway.upstream import (
 
 
 class FanOut:
-    """Per-worker fan-out: at most `semaphore_size` shard calls in flight at once.
+    """Per-worker fan-out: at most as many shard calls in flight as there are permits.
 
     Every call ends by the aggregate's deadline, and a call that holds a permit also
     ends after `shard_timeout_s`; so `run` never outlives the deadline.
     """
 
-    def __init__(self, client: UpstreamClient, semaphore_size: int, shard_timeout_s: float) -> None:
+    def __init__(
+        self,
+        client: UpstreamClient,
+        permits: Permits,
+        shard_timeout_s: float,
+        metrics: GatewayMetrics,
+    ) -> None:
         self._client = client
-        self._semaphore = asyncio.Semaphore(semaphore_size)
+        self._permits = permits
         self._shard_timeout_s = shard_timeout_s
+        self._metrics = metrics
 
     async def run(
         self,
@@ -47,13 +56,20 @@ class FanOut:
     async def _call(
         self, shard: Shard, deadline: float, headers: Mapping[str, str] | None
     ) -> ShardResult:
+        result = await self._attempt(shard, deadline, headers)
+        self._metrics.shard_call(shard.id, result.status, result.latency_ms / 1000.0)
+        return result
+
+    async def _attempt(
+        self, shard: Shard, deadline: float, headers: Mapping[str, str] | None
+    ) -> ShardResult:
         loop = asyncio.get_running_loop()
         timing = CallTiming()
         # Deadlines are on the loop's clock; latencies on perf_counter, because uvloop's
         # clock only moves in whole milliseconds.
         started = time.perf_counter()
         try:
-            async with asyncio.timeout_at(deadline) as scope, self._semaphore:
+            async with asyncio.timeout_at(deadline) as scope, self._permits:
                 scope.reschedule(min(deadline, loop.time() + self._shard_timeout_s))
                 response = await self._client.get(shard.data_url, headers, timing)
         except TimeoutError:

@@ -46,6 +46,9 @@ class GatewaySettings(BaseSettings):
     pool_keepalive_s: float = Field(
         30.0, gt=0, le=3600, description="idle time before a pooled connection closes"
     )
+    pool_sample_ms: int = Field(
+        100, ge=10, le=60_000, description="how often the pool gauges are read from the client"
+    )
     shard_timeout_ms: int = Field(
         1000, ge=1, le=600_000, description="one shard call, once it holds a permit"
     )

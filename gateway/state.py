@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from pydantic import SecretStr
 
 from gateway.fanout import FanOut
+from gateway.metrics import GatewayMetrics
 from gateway.settings import GatewaySettings
 from gateway.shard_admin import ShardAdmin
 from gateway.shards import Shard
@@ -23,6 +24,7 @@ class GatewayState:
     fanout: FanOut
     admin: ShardAdmin
     admin_token: SecretStr
+    metrics: GatewayMetrics
 
 
 def _gateway_state(request: Request) -> GatewayState:

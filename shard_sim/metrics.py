@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from shard_sim.faults import FAULT_KINDS
+from shardstack.latency_buckets import LATENCY_BUCKETS_S
 
 
 @dataclass(slots=True)
@@ -14,9 +15,20 @@ class ShardMetrics:
     registry: CollectorRegistry = field(
         default_factory=lambda: CollectorRegistry(auto_describe=True)
     )
+    requests: Counter = field(init=False)
+    delay: Histogram = field(init=False)
     faults_injected: Counter = field(init=False)
 
     def __post_init__(self) -> None:
+        self.requests = Counter(
+            "shard_requests", "Requests to /data this shard received.", registry=self.registry
+        )
+        self.delay = Histogram(
+            "shard_delay_seconds",
+            "Delay this shard applied before answering: its latency model plus latency faults.",
+            registry=self.registry,
+            buckets=LATENCY_BUCKETS_S,
+        )
         self.faults_injected = Counter(
             "shard_faults_injected",
             "Faults this shard applied: per request, or for down each time the data port "

@@ -14,6 +14,7 @@ from shard_sim.latency import LatencyModel, parse_latency
 from shardstack import __version__, launcher
 from shardstack.fault_commands import fault
 from shardstack.gateway_client import GatewayError
+from shardstack.prometheus import find_binary as find_prometheus
 from shardstack.scenario_commands import scenario_group
 from shardstack.stack import StackConfig, plan
 from shardstack.supervisor import LaunchError
@@ -116,6 +117,21 @@ def cli() -> None:
     is_flag=True,
     help="Honour the X-Shardstack-Fault header on /api/aggregate.",
 )
+@click.option(
+    "--prometheus",
+    "prometheus_binary",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Prometheus binary to run beside the stack (default: `prometheus` on PATH).",
+)
+@click.option("--no-prometheus", is_flag=True, help="Run no Prometheus.")
+@click.option(
+    "--prometheus-port",
+    type=click.IntRange(1, 65535),
+    default=9090,
+    show_default=True,
+    help="Port Prometheus listens on.",
+)
 def up(
     shards: int,
     workers: int,
@@ -128,12 +144,25 @@ def up(
     log_dir: Path | None,
     startup_timeout: float,
     allow_request_faults: bool,
+    prometheus_binary: Path | None,
+    no_prometheus: bool,
+    prometheus_port: int,
 ) -> None:
     """Run shards and the gateway on this machine until Ctrl-C.
 
     GATEWAY_* and SHARD_* environment variables reach the processes (e.g.
-    GATEWAY_SEMAPHORE_SIZE); see the README for the full list.
+    GATEWAY_SEMAPHORE_SIZE); see the README for the full list. Prometheus, when there
+    is one, scrapes every process each second.
     """
+    if no_prometheus and prometheus_binary is not None:
+        raise click.UsageError("--prometheus and --no-prometheus exclude each other")
+    if not no_prometheus and prometheus_binary is None:
+        prometheus_binary = find_prometheus()
+        if prometheus_binary is None:
+            _progress(
+                "no `prometheus` on PATH: running without it "
+                "(Debian: apt-get install prometheus; or --prometheus PATH)"
+            )
     stack = plan(
         StackConfig(
             shards=shards,
@@ -145,6 +174,8 @@ def up(
             shard_latency=dict(shard_latency),
             seed=seed,
             allow_request_faults=allow_request_faults,
+            prometheus=prometheus_binary,
+            prometheus_port=prometheus_port,
         )
     )
     if log_dir is None:

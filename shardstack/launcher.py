@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
+from shardstack.prometheus import PROMETHEUS, SCRAPE_INTERVAL
 from shardstack.stack import GATEWAY, Stack
 from shardstack.supervisor import ChildFailed, Supervisor, check_ports_free
 from shardstack.token_store import forget_token, save_token
@@ -25,7 +26,8 @@ async def run(
     stack: Stack, log_dir: Path, startup_timeout_s: float, echo: Callable[[str], None]
 ) -> None:
     """Run the stack until SIGINT/SIGTERM; `LaunchError` if it cannot start or the gateway dies."""
-    check_ports_free(stack.specs)
+    prometheus = None if stack.prometheus is None else stack.prometheus.spec(log_dir)
+    check_ports_free([*stack.specs, *([prometheus] if prometheus else [])])
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -37,6 +39,9 @@ async def run(
         await _unless_stopped(supervisor.start(stack.shard_specs, startup_timeout_s), stop)
         echo(f"starting the gateway ({stack.gateway.workers} gunicorn workers) ...")
         await _unless_stopped(supervisor.start([stack.gateway_spec], startup_timeout_s), stop)
+        if prometheus is not None:
+            echo("starting Prometheus ...")
+            await _unless_stopped(supervisor.start([prometheus], startup_timeout_s), stop)
         token_file = save_token(stack.gateway_url, stack.admin_token)
         echo(_summary(stack, log_dir, time.monotonic() - began, token_file))
         await _watch(supervisor, stop, echo)
@@ -46,7 +51,7 @@ async def run(
         echo("stopping ...")
         grace_s = stack.gateway.graceful_timeout_s + 5.0
         shard_names = [spec.name for spec in stack.shard_specs]
-        count = await supervisor.stop([[GATEWAY], shard_names], grace_s)
+        count = await supervisor.stop([[GATEWAY], shard_names, [PROMETHEUS]], grace_s)
         forget_token(stack.gateway_url)
         echo(f"stopped {count} processes")
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -70,7 +75,10 @@ async def _watch(supervisor: Supervisor, stop: asyncio.Event, echo: Callable[[st
         child = await _unless_stopped(supervisor.next_exit(), stop)
         if child.spec.name == GATEWAY:
             raise ChildFailed(child.describe_exit())
-        echo(f"{child.describe_exit()}; the gateway now reports that shard as failed")
+        if child.spec.name == PROMETHEUS:
+            echo(f"{child.describe_exit()}; metrics are no longer recorded")
+        else:
+            echo(f"{child.describe_exit()}; the gateway now reports that shard as failed")
 
 
 def _summary(stack: Stack, log_dir: Path, took_s: float, token_file: Path) -> str:
@@ -82,13 +90,15 @@ def _summary(stack: Stack, log_dir: Path, took_s: float, token_file: Path) -> st
     settings = stack.gateway
     return "\n".join(
         [
-            f"shardstack is up ({took_s:.1f}s): {len(stack.shards)} shards and a gateway",
+            f"shardstack is up ({took_s:.1f}s): {len(stack.shards)} shards, a gateway"
+            + ("" if stack.prometheus is None else " and Prometheus"),
             f"  gateway  {stack.gateway_url}  gunicorn, {settings.workers} workers; "
             f"per worker: semaphore {settings.semaphore_size}, "
             f"pool {settings.pool_max_connections} connections",
             f"  shards   http://{first.host}:{first.port} .. :{last.port}  latency {latency}",
             f"  admin    {first.host}:{first.admin_port} .. :{last.admin_port}  "
             f"(shard admin ports, /metrics)",
+            f"  metrics  {_prometheus_line(stack)}",
             f"  token    {_token_line(stack, token_file)}",
             f"  logs     {log_dir}",
             f"  try      curl -s {stack.gateway_url}/api/aggregate",
@@ -96,6 +106,16 @@ def _summary(stack: Stack, log_dir: Path, took_s: float, token_file: Path) -> st
             "Press Ctrl-C to stop.",
         ]
     )
+
+
+def _prometheus_line(stack: Stack) -> str:
+    prometheus = stack.prometheus
+    if prometheus is None:
+        return "no Prometheus (--prometheus PATH runs one)"
+    graph = prometheus.graph_url(
+        "gateway_semaphore_in_use", 'gateway_pool_connections{state="active"}'
+    )
+    return f"Prometheus {prometheus.url}, scraping every {SCRAPE_INTERVAL}\n           {graph}"
 
 
 def _token_line(stack: Stack, token_file: Path) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,12 +16,14 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 import gateway
+from gateway.multiprocess import MULTIPROC_ENV
 from gateway.settings import ENV_PREFIX as GATEWAY_ENV_PREFIX
 from gateway.settings import GatewaySettings, local_shard_urls
 from shard_sim.latency import LatencyModel
 from shard_sim.settings import ENV_PREFIX as SHARD_ENV_PREFIX
 from shard_sim.settings import ShardSettings
 from shardstack.admin_token import TOKEN_ENV, new_token
+from shardstack.prometheus import PROMETHEUS, RULES_FILE, PrometheusPlan, scrape_config
 from shardstack.supervisor import LaunchError, ProcessSpec
 from shardstack.validation import InvalidInput
 
@@ -46,6 +48,8 @@ class StackConfig:
     shard_latency: Mapping[int, LatencyModel] = field(default_factory=dict)
     seed: int | None = None
     allow_request_faults: bool = False
+    prometheus: Path | None = None  # the binary; None runs no Prometheus
+    prometheus_port: int = 9090
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,7 @@ class Stack:
     specs: tuple[ProcessSpec, ...]
     admin_token: str
     token_generated: bool
+    prometheus: PrometheusPlan | None
 
     @property
     def shard_specs(self) -> tuple[ProcessSpec, ...]:
@@ -89,6 +94,8 @@ def plan(config: StackConfig) -> Stack:
             raise InvalidInput.field(
                 "--shard-latency", f"no shard {shard_id}; ids are 0-{config.shards - 1}"
             )
+    if config.prometheus is not None and not os.access(config.prometheus, os.X_OK):
+        raise InvalidInput.field("--prometheus", f"{config.prometheus} is not an executable file")
     if not GUNICORN_CONF.is_file():
         raise LaunchError(f"gunicorn configuration not found at {GUNICORN_CONF}")
 
@@ -114,6 +121,9 @@ def plan(config: StackConfig) -> Stack:
             env=_child_env(
                 SHARD_ENV_PREFIX,
                 token,
+                # One process with a registry of its own: the gateway's metrics
+                # directory, if the operator set one, is not for a shard.
+                drop=(MULTIPROC_ENV,),
                 id=shard.id,
                 host=shard.host,
                 port=shard.port,
@@ -142,20 +152,48 @@ def plan(config: StackConfig) -> Stack:
             ports=((config.host, config.gateway_port),),
         )
     )
-    _refuse_shared_ports(specs)
-    return Stack(gateway_settings, shards, gateway_url, tuple(specs), token, configured is None)
+    prometheus = _prometheus_plan(config, shards)
+    listeners = [(spec.name, spec.ports) for spec in specs]
+    if prometheus is not None:
+        listeners.append((PROMETHEUS, ((prometheus.host, prometheus.port),)))
+    _refuse_shared_ports(listeners)
+    return Stack(
+        gateway_settings,
+        shards,
+        gateway_url,
+        tuple(specs),
+        token,
+        configured is None,
+        prometheus,
+    )
 
 
-def _refuse_shared_ports(specs: list[ProcessSpec]) -> None:
+def _prometheus_plan(config: StackConfig, shards: Sequence[ShardSettings]) -> PrometheusPlan | None:
+    if config.prometheus is None:
+        return None
+    address = f"{config.host}:{config.prometheus_port}"
+    scraped = scrape_config(
+        gateway=f"{config.host}:{config.gateway_port}",
+        shards=[(shard.id, f"{shard.host}:{shard.admin_port}") for shard in shards],
+        prometheus=address,
+        rule_files=[str(RULES_FILE)],
+    )
+    return PrometheusPlan(config.prometheus, config.host, config.prometheus_port, scraped)
+
+
+_PORT_OPTIONS = {GATEWAY: "--port", PROMETHEUS: "--prometheus-port"}
+
+
+def _refuse_shared_ports(listeners: list[tuple[str, Sequence[tuple[str, int]]]]) -> None:
     owners: dict[tuple[str, int], str] = {}
-    for spec in specs:
-        for address in spec.ports:
+    for name, addresses in listeners:
+        for address in addresses:
             if address in owners:
                 raise InvalidInput.field(
-                    "--port" if spec.name == GATEWAY else "--shard-base-port",
-                    f"port {address[1]} would serve both {owners[address]} and {spec.name}",
+                    _PORT_OPTIONS.get(name, "--shard-base-port"),
+                    f"port {address[1]} would serve both {owners[address]} and {name}",
                 )
-            owners[address] = spec.name
+            owners[address] = name
 
 
 def _validated_shard(config: StackConfig, shard_id: int, admin_port_offset: int) -> ShardSettings:
@@ -191,9 +229,12 @@ def _validated(cls: type[_Settings], prefix: str, **overrides: Any) -> _Settings
         raise InvalidInput.from_settings(exc, prefix) from None
 
 
-def _child_env(prefix: str, token: str, **overrides: object) -> dict[str, str]:
+def _child_env(
+    prefix: str, token: str, drop: Sequence[str] = (), **overrides: object
+) -> dict[str, str]:
+    inherited = {key: value for key, value in os.environ.items() if key not in drop}
     return {
-        **os.environ,
+        **inherited,
         TOKEN_ENV: token,
         **{f"{prefix}{key.upper()}": str(value) for key, value in overrides.items()},
     }

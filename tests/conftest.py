@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import socket
 import subprocess
 import sys
@@ -31,6 +32,16 @@ def assert_problem(response: Any, status: int, fields: list[str] | None = None) 
     if fields is not None:
         assert [error["field"] for error in problem["errors"]] == fields
         assert problem["detail"].startswith(f"{fields[0]}: ")
+
+
+def require_binary(name: str) -> str:
+    """The path of `name`; skips where it is not installed, but fails in CI, which installs it."""
+    found = shutil.which(name)
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is not installed; .ci/run installs it")
+        pytest.skip(f"{name} is not installed (Debian: apt-get install prometheus)")
+    return found
 
 
 def free_port() -> int:

@@ -79,9 +79,15 @@ async def aggregate(
             )
         headers = shard_headers(x_shardstack_fault, gateway.shards, gateway.admin_token)
 
-    results = await gateway.fanout.run(selected, deadline, headers)
+    in_flight = gateway.metrics.aggregates_in_flight
+    in_flight.inc()
+    try:
+        results = await gateway.fanout.run(selected, deadline, headers)
+    finally:
+        in_flight.dec()
 
     status = aggregate_status(results, query.min_ok)
+    gateway.metrics.aggregate(status, time.perf_counter() - started)
     ok = sum(result.status is ShardOutcome.OK for result in results)
     body: dict[str, Any] = {
         "status": status,

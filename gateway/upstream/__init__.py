@@ -28,8 +28,27 @@ class CallTiming:
     headers_at: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class PoolStats:
+    """The client's connection pool right now, read from the client itself."""
+
+    active: int  # serving a call, or connecting
+    idle: int
+    pending: int  # calls waiting for a connection
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionHooks:
+    """Called as the client opens and closes connections (for the pool counters)."""
+
+    opened: Callable[[], None] = lambda: None
+    closed: Callable[[], None] = lambda: None
+
+
 class UpstreamClient(Protocol):
     """A pooled HTTP client for shard calls, one per worker, closed by the lifespan."""
+
+    max_connections: int
 
     async def get(
         self,
@@ -37,6 +56,8 @@ class UpstreamClient(Protocol):
         headers: Mapping[str, str] | None = None,
         timing: CallTiming | None = None,
     ) -> UpstreamResponse: ...
+
+    def pool_stats(self) -> PoolStats: ...
 
     async def aclose(self) -> None: ...
 
@@ -57,16 +78,18 @@ class UpstreamProtocolError(UpstreamError):
     """The shard answered something that is not valid HTTP."""
 
 
-def _httpx(settings: GatewaySettings) -> UpstreamClient:
+def _httpx(settings: GatewaySettings, hooks: ConnectionHooks) -> UpstreamClient:
     from gateway.upstream.httpx_client import HttpxUpstream
 
-    return HttpxUpstream(settings.pool_max_connections, settings.pool_keepalive_s)
+    return HttpxUpstream(settings.pool_max_connections, settings.pool_keepalive_s, hooks)
 
 
-UPSTREAM_CLIENTS: Mapping[str, Callable[[GatewaySettings], UpstreamClient]] = {
+UPSTREAM_CLIENTS: Mapping[str, Callable[[GatewaySettings, ConnectionHooks], UpstreamClient]] = {
     "httpx": _httpx,
 }
 
 
-def create_upstream(settings: GatewaySettings) -> UpstreamClient:
-    return UPSTREAM_CLIENTS[settings.upstream_client](settings)
+def create_upstream(
+    settings: GatewaySettings, hooks: ConnectionHooks | None = None
+) -> UpstreamClient:
+    return UPSTREAM_CLIENTS[settings.upstream_client](settings, hooks or ConnectionHooks())

@@ -30,6 +30,7 @@ class DataEndpoint:
 
 async def _data(scope: Scope, receive: Receive, send: Send) -> None:
     state: ShardState = scope["app"].state.shard
+    state.metrics.requests.inc()
     request = Request(scope)
     try:
         one_off = _request_faults(request, state)
@@ -46,6 +47,7 @@ async def _data(scope: Scope, receive: Receive, send: Send) -> None:
         delay_s += active.fault.delay_s(active.rng)
     for fault in one_off:
         delay_s += fault.delay_s(state.rng)
+    state.metrics.delay.observe(delay_s)
     if delay_s > 0:
         await asyncio.sleep(delay_s)
 

@@ -83,6 +83,20 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def direct_children(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def cmdline(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+
+
+def gunicorn_workers(stack: RunningStack) -> list[int]:
+    """The gateway's gunicorn worker processes."""
+    [master] = [pid for pid in direct_children(stack.process.pid) if "-m gunicorn" in cmdline(pid)]
+    return direct_children(master)
+
+
 def alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -97,6 +111,9 @@ def listening(port: int) -> bool:
 
 
 def start_stack(tmp_path: Path, *args: str, shards: int = 20, **env: str) -> RunningStack:
+    """Start `shardstack up`; without Prometheus unless `args` name a --prometheus option."""
+    if not any(arg.startswith("--prometheus") for arg in args):
+        args = (*args, "--no-prometheus")
     base = free_port_block(shards, also_at=ADMIN_PORT_OFFSET)
     gateway_port = free_port()
     stderr_path = tmp_path / "shardstack.err"

@@ -18,7 +18,9 @@ from tests.e2e.conftest import (
     RunningStack,
     StartStack,
     alive,
+    cmdline,
     descendants,
+    direct_children,
     get,
     listening,
     start_stack,
@@ -55,25 +57,17 @@ def test_aggregate_answers_with_all_20_shards(stack: RunningStack) -> None:
     assert all(shard["status"] == "ok" for shard in body["shards"])
 
 
-def _cmdline(pid: int) -> str:
-    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-
-
 def test_gateway_is_gunicorn_with_two_workers_beside_20_shards(stack: RunningStack) -> None:
-    top = _direct_children(stack.process.pid)
-    shards = [pid for pid in top if "-m shard_sim" in _cmdline(pid)]
-    [master] = [pid for pid in top if "-m gunicorn" in _cmdline(pid)]
+    top = direct_children(stack.process.pid)
+    shards = [pid for pid in top if "-m shard_sim" in cmdline(pid)]
+    [master] = [pid for pid in top if "-m gunicorn" in cmdline(pid)]
     assert len(shards) == 20
-    workers = _direct_children(master)
+    workers = direct_children(master)
     assert len(workers) == 2
     # Whoever answers is one of those workers.
     with ThreadPoolExecutor(8) as pool:
         pids = set(pool.map(lambda _: get(f"{stack.gateway_url}/healthz").json()["pid"], range(40)))
     assert pids <= set(workers)
-
-
-def _direct_children(pid: int) -> list[int]:
-    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
 def test_slow_shard_is_cut_at_the_deadline(stack: RunningStack) -> None:

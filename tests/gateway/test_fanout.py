@@ -8,6 +8,8 @@ import time
 import pytest
 
 from gateway.fanout import FanOut
+from gateway.metrics import GatewayMetrics
+from gateway.permits import Permits
 from gateway.results import ShardOutcome
 from gateway.settings import GatewaySettings
 from gateway.shards import shard_table
@@ -28,7 +30,8 @@ async def _fan_out(
     settings = GatewaySettings(shard_urls=tuple(urls))
     upstream = create_upstream(settings)
     try:
-        fanout = FanOut(upstream, semaphore_size, shard_timeout_s=5.0)
+        metrics = GatewayMetrics(range(len(urls)))
+        fanout = FanOut(upstream, Permits(semaphore_size, metrics), 5.0, metrics)
         deadline = asyncio.get_running_loop().time() + timeout_s
         results = await fanout.run(shard_table(settings.shard_urls), deadline)
     finally:

@@ -1,0 +1,153 @@
+"""The gateway's Prometheus metrics: semaphore, connection pool, shard calls, aggregates.
+
+One `GatewayMetrics` per worker, made by the lifespan. Under gunicorn the values live in
+prometheus-client's multiprocess files (gateway/multiprocess.py), and every gauge sums
+over live workers (`livesum`): `gateway_semaphore_in_use` is the whole gateway's, and a
+dead worker's share leaves it. Run as one process, the metrics use a registry of their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    values,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from gateway.multiprocess import multiprocess_dir
+from gateway.results import AggregateStatus, ShardOutcome
+from gateway.upstream import UpstreamClient
+from shardstack.latency_buckets import LATENCY_BUCKETS_S
+
+
+class GatewayMetrics:
+    """Every metric the gateway exports, with the per-shard series made up front so each
+    shard's rate() is 0 rather than absent before its first call."""
+
+    def __init__(self, shard_ids: Iterable[int]) -> None:
+        self._dir = multiprocess_dir()
+        if self._dir is not None and values.ValueClass is values.MutexValue:
+            raise RuntimeError(
+                "prometheus_client was imported before PROMETHEUS_MULTIPROC_DIR was set"
+            )
+        self.registry = CollectorRegistry(auto_describe=True)
+
+        def gauge(name: str, doc: str, labels: tuple[str, ...] = ()) -> Gauge:
+            return Gauge(name, doc, labels, registry=self.registry, multiprocess_mode="livesum")
+
+        def histogram(name: str, doc: str, labels: tuple[str, ...] = ()) -> Histogram:
+            return Histogram(name, doc, labels, registry=self.registry, buckets=LATENCY_BUCKETS_S)
+
+        self.semaphore_capacity = gauge(
+            "gateway_semaphore_capacity", "Shard-call permits (GATEWAY_SEMAPHORE_SIZE x workers)."
+        )
+        self.semaphore_in_use = gauge(
+            "gateway_semaphore_in_use", "Shard-call permits held by calls in progress."
+        )
+        self.semaphore_waiting = gauge(
+            "gateway_semaphore_waiting", "Shard calls waiting for a permit."
+        )
+        self.semaphore_wait = histogram(
+            "gateway_semaphore_wait_seconds",
+            "Time from asking for a permit to getting it, or to giving up at the deadline.",
+        )
+
+        self.pool_connections = gauge(
+            "gateway_pool_connections",
+            "Upstream connections by state: active (serving a call or connecting) or idle.",
+            ("state",),
+        )
+        self.pool_active = self.pool_connections.labels("active")
+        self.pool_idle = self.pool_connections.labels("idle")
+        self.pool_max_connections = gauge(
+            "gateway_pool_max_connections",
+            "Upstream pool size (GATEWAY_POOL_MAX_CONNECTIONS x workers).",
+        )
+        self.pool_pending = gauge(
+            "gateway_pool_pending_requests", "Shard calls waiting for a pooled connection."
+        )
+        self.pool_opened = Counter(
+            "gateway_pool_connections_opened",
+            "Upstream connections opened.",
+            registry=self.registry,
+        )
+        self.pool_closed = Counter(
+            "gateway_pool_connections_closed",
+            "Upstream connections closed.",
+            registry=self.registry,
+        )
+
+        shard_requests = Counter(
+            "gateway_shard_requests",
+            "Shard calls by shard and outcome.",
+            ("shard", "outcome"),
+            registry=self.registry,
+        )
+        shard_duration = histogram(
+            "gateway_shard_request_duration_seconds",
+            "Shard call latency, waiting for a permit included.",
+            ("shard",),
+        )
+        shards = tuple(shard_ids)
+        self._shard_requests = {
+            (shard, outcome): shard_requests.labels(str(shard), outcome.value)
+            for shard in shards
+            for outcome in ShardOutcome
+        }
+        self._shard_duration = {shard: shard_duration.labels(str(shard)) for shard in shards}
+
+        aggregate_requests = Counter(
+            "gateway_aggregate_requests",
+            "Aggregates answered, by status (complete, partial, failed).",
+            ("status",),
+            registry=self.registry,
+        )
+        aggregate_duration = histogram(
+            "gateway_aggregate_duration_seconds", "Aggregate latency by status.", ("status",)
+        )
+        self._aggregate_requests = {
+            status: aggregate_requests.labels(status.value) for status in AggregateStatus
+        }
+        self._aggregate_duration = {
+            status: aggregate_duration.labels(status.value) for status in AggregateStatus
+        }
+        self.aggregates_in_flight = gauge(
+            "gateway_aggregates_in_flight", "Aggregates being fanned out now."
+        )
+
+    def shard_call(self, shard: int, outcome: ShardOutcome, seconds: float) -> None:
+        self._shard_requests[shard, outcome].inc()
+        self._shard_duration[shard].observe(seconds)
+
+    def aggregate(self, status: AggregateStatus, seconds: float) -> None:
+        self._aggregate_requests[status].inc()
+        self._aggregate_duration[status].observe(seconds)
+
+    def exposition(self) -> bytes:
+        """The text exposition format: every worker's values when under gunicorn."""
+        if self._dir is None:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, str(self._dir))  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+
+
+async def sample_pool(client: UpstreamClient, metrics: GatewayMetrics, interval_s: float) -> None:
+    """Copy the pool's state into the gauges every `interval_s`, until cancelled.
+
+    Sampled, because no client reports its pool changes as they happen; a scrape sees
+    numbers at most `interval_s` old.
+    """
+    while True:
+        stats = client.pool_stats()
+        metrics.pool_active.set(stats.active)
+        metrics.pool_idle.set(stats.idle)
+        metrics.pool_pending.set(stats.pending)
+        await asyncio.sleep(interval_s)

@@ -156,13 +156,9 @@ def up(
     """
     if no_prometheus and prometheus_binary is not None:
         raise click.UsageError("--prometheus and --no-prometheus exclude each other")
-    if not no_prometheus and prometheus_binary is None:
+    searched = not no_prometheus and prometheus_binary is None
+    if searched:
         prometheus_binary = find_prometheus()
-        if prometheus_binary is None:
-            _progress(
-                "no `prometheus` on PATH: running without it "
-                "(Debian: apt-get install prometheus; or --prometheus PATH)"
-            )
     stack = plan(
         StackConfig(
             shards=shards,
@@ -178,6 +174,11 @@ def up(
             prometheus_port=prometheus_port,
         )
     )
+    if searched and prometheus_binary is None:
+        _progress(
+            "no `prometheus` on PATH: running without it "
+            "(Debian: apt-get install prometheus; or --prometheus PATH)"
+        )
     if log_dir is None:
         log_dir = Path(tempfile.mkdtemp(prefix="shardstack-"))
     log_dir.mkdir(parents=True, exist_ok=True)

@@ -37,6 +37,12 @@ def _idle_gateway(samples: Samples) -> bool:
     )
 
 
+def _all_workers_started(url: str, capacity: str, per_worker: int) -> Samples:
+    return wait_for(
+        url, lambda s: s.get(capacity) == per_worker * WORKERS, timeout_s=30, what=capacity
+    )
+
+
 def test_semaphore_occupancy_sums_every_worker_and_returns_to_zero(start: StartStack) -> None:
     # Four slow shards per aggregate against three permits: every busy worker holds all
     # its permits and queues the fourth call.
@@ -44,8 +50,8 @@ def test_semaphore_occupancy_sums_every_worker_and_returns_to_zero(start: StartS
         "--workers", str(WORKERS), "--latency", "fixed:400",
         shards=4, GATEWAY_SEMAPHORE_SIZE=str(PERMITS),
     )  # fmt: skip
-    before = scrape(stack.gateway_url)
-    assert before.get("gateway_semaphore_capacity") == PERMITS * WORKERS
+    # The stack is up once one worker answers; the other may still be starting.
+    before = _all_workers_started(stack.gateway_url, "gateway_semaphore_capacity", PERMITS)
     assert _idle_gateway(before)
 
     with HeldLoad(f"{stack.gateway_url}/api/aggregate?timeout_ms=8000", threads=8) as load:
@@ -74,7 +80,7 @@ def test_pool_numbers_come_from_the_client(start: StartStack) -> None:
         "--workers", str(WORKERS), "--latency", "fixed:1500",
         shards=5, GATEWAY_POOL_MAX_CONNECTIONS=str(POOL), GATEWAY_SHARD_TIMEOUT_MS="10000",
     )  # fmt: skip
-    assert scrape(stack.gateway_url).get("gateway_pool_max_connections") == POOL * WORKERS
+    _all_workers_started(stack.gateway_url, "gateway_pool_max_connections", POOL)
 
     url = f"{stack.gateway_url}/api/aggregate?timeout_ms=9000"
     with HeldLoad(url, threads=1, max_requests=1) as load:
@@ -157,6 +163,7 @@ def test_an_operators_metrics_directory_is_emptied_and_used_by_the_gateway_alone
     assert list(metrics_dir.glob("counter_*.db"))
 
     stack = start(shards=2, PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))
+    _all_workers_started(stack.gateway_url, "gateway_semaphore_capacity", 100)
     assert scrape(stack.gateway_url).get("gateway_aggregate_requests_total", status="complete") == 0
     with HeldLoad(f"{stack.gateway_url}/api/aggregate", threads=2, max_requests=10) as load:
         load.finish()

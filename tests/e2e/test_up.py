@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import HOST
+from tests.conftest import HOST, free_port, require_binary
 from tests.e2e.conftest import (
     RunningStack,
     StartStack,
@@ -161,3 +161,32 @@ def test_child_dying_at_start_is_one_line_and_stops_the_rest(
     assert last == "shardstack: shard-01 exited with code 3: simulated start-up failure"
     assert "Traceback" not in stack.stderr()
     assert not [port for port in stack.ports() if listening(port)]
+
+
+def test_prometheus_runs_beside_the_stack_and_stops_with_it(start: StartStack) -> None:
+    require_binary("prometheus")
+    port = free_port()
+    stack = start("--prometheus-port", str(port))
+    [prometheus] = [
+        pid for pid in direct_children(stack.process.pid) if "prometheus" in cmdline(pid)
+    ]
+    assert f"Prometheus http://{HOST}:{port}, scraping every 1s" in stack.stderr()
+    assert httpx.get(f"http://{HOST}:{port}/-/ready", trust_env=False).status_code == 200
+
+    assert stack.stop() == 0
+    assert not alive(prometheus)
+    assert not listening(port)
+    assert "stopped 5 processes" in stack.stderr()
+
+
+def test_without_prometheus_on_path_the_stack_runs_and_says_so(
+    start: StartStack, tmp_path: Path
+) -> None:
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    # An explicit empty PATH is only possible without --no-prometheus, which start() adds
+    # unless a --prometheus option is given: --prometheus-port is one.
+    stack = start("--prometheus-port", str(free_port()), PATH=str(empty))
+    assert "no `prometheus` on PATH: running without it" in stack.stderr()
+    assert "metrics  no Prometheus" in stack.stderr()
+    assert get(f"{stack.gateway_url}/api/aggregate").json()["status"] == "complete"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -54,6 +55,22 @@ def shardstack(*args: str, env: dict[str, str] | None = None) -> subprocess.Comp
             "SHARD_RECORDS: Input should be greater than or equal to 0",
         ),
         (["upp"], {}, "No such command 'upp'"),
+        (["up", "--prometheus", "/nonexistent/prometheus"], {}, "does not exist"),
+        (
+            ["up", "--prometheus", "/bin/true", "--no-prometheus"],
+            {},
+            "--prometheus and --no-prometheus exclude each other",
+        ),
+        (
+            ["up", "--prometheus", "/bin/true", "--prometheus-port", "9005"],
+            {},
+            "--prometheus-port: port 9005 would serve both shard-05 and prometheus",
+        ),
+        (
+            ["up", "--prometheus", "/bin/true", "--prometheus-port", "8000"],
+            {},
+            "--prometheus-port: port 8000 would serve both gateway and prometheus",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_a_nonzero_exit(
@@ -66,6 +83,18 @@ def test_bad_input_is_one_line_and_a_nonzero_exit(
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("shardstack: ")
     assert message in lines[0]
+
+
+def test_a_prometheus_that_cannot_run_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    binary = tmp_path / "prometheus"
+    binary.write_text("not a program\n")
+    binary.chmod(0o644)
+    result = shardstack("up", "--prometheus", str(binary))
+    assert result.returncode == 2
+    assert (
+        result.stderr
+        == f"shardstack: invalid input: --prometheus: {binary} is not an executable file\n"
+    )
 
 
 def test_help_and_version() -> None:

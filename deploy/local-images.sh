@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Base images for the compose stack where no image registry can be reached, made from
+# Debian's packages: a Python base (debootstrap) and Prometheus (Debian's `prometheus`).
+#
+#   deploy/local-images.sh
+#   PYTHON_IMAGE=shardstack-python:bookworm PROMETHEUS_IMAGE=shardstack-prometheus:bookworm \
+#       docker-compose up --build
+#
+# Needs root, docker, debootstrap and apt-get. Images that exist are kept. Downloads made
+# inside `docker build` go through this machine's TLS-intercepting proxy, so the base
+# carries the host's CA bundle and points pip at it.
+set -euo pipefail
+
+PYTHON_IMAGE=${PYTHON_IMAGE:-shardstack-python:bookworm}
+PROMETHEUS_IMAGE=${PROMETHEUS_IMAGE:-shardstack-prometheus:bookworm}
+CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+have() { docker image inspect "$1" >/dev/null 2>&1; }
+
+if ! have "$PYTHON_IMAGE"; then
+    echo "local-images: $PYTHON_IMAGE from Debian bookworm (debootstrap, about a minute) ..."
+    if ! debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
+        bookworm "$work/root" >"$work/debootstrap.log" 2>&1; then
+        tail -n 20 "$work/debootstrap.log" >&2
+        exit 1
+    fi
+    cp "$CA_BUNDLE" "$work/root$CA_BUNDLE"
+    rm -rf "$work/root/var/cache/apt/archives/"*.deb "$work/root/var/lib/apt/lists/"*
+    tar -C "$work/root" -c . | docker import \
+        --change "ENV PIP_CERT=$CA_BUNDLE" \
+        --change 'CMD ["python3"]' \
+        - "$PYTHON_IMAGE" >/dev/null
+fi
+
+if ! have "$PROMETHEUS_IMAGE"; then
+    echo "local-images: $PROMETHEUS_IMAGE from Debian's prometheus package ..."
+    (cd "$work" && apt-get download prometheus >/dev/null)
+    dpkg-deb -x "$work"/prometheus_*.deb "$work/package"
+    mkdir "$work/context"
+    cp "$work/package/usr/bin/prometheus" "$work/context/prometheus"
+    # Laid out as the upstream image is: binary in /bin, data in /prometheus, run as nobody.
+    cat >"$work/context/Dockerfile" <<DOCKERFILE
+FROM $PYTHON_IMAGE
+COPY prometheus /bin/prometheus
+RUN mkdir -p /prometheus /etc/prometheus && chown nobody:nogroup /prometheus
+USER nobody
+WORKDIR /prometheus
+EXPOSE 9090
+ENTRYPOINT ["/bin/prometheus"]
+DOCKERFILE
+    docker build --quiet -t "$PROMETHEUS_IMAGE" "$work/context" >/dev/null
+fi
+
+echo "local-images: PYTHON_IMAGE=$PYTHON_IMAGE PROMETHEUS_IMAGE=$PROMETHEUS_IMAGE"

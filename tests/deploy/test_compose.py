@@ -38,22 +38,41 @@ def _engine_running() -> bool:
     return subprocess.run(["docker", "info"], capture_output=True).returncode == 0
 
 
-def _start_engine(log: Path) -> str | None:
-    """Start dockerd if it is installed and we may; the reason it can't be had, or None."""
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A running Docker engine: the one there is, or a dockerd started (and stopped) here.
+    Skips where none can be had, except in CI, which installs one."""
+    reason, daemon = _start_engine(tmp_path_factory.mktemp("dockerd") / "dockerd.log")
+    if reason is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI needs a Docker engine: {reason}")
+        pytest.skip(reason)
+    yield
+    if daemon is not None:
+        daemon.terminate()
+        daemon.wait(60)
+
+
+def _start_engine(log: Path) -> tuple[str | None, subprocess.Popen[bytes] | None]:
     if shutil.which("docker") is None or shutil.which("docker-compose") is None:
-        return "docker and docker-compose are not installed (Debian: docker.io docker-compose)"
+        return (
+            "docker and docker-compose are not installed (Debian: docker.io docker-compose)",
+            None,
+        )
     if _engine_running():
-        return None
+        return None, None
     if shutil.which("dockerd") is None or os.geteuid() != 0:
-        return "no Docker engine is running, and this user cannot start dockerd"
+        return "no Docker engine is running, and this user cannot start dockerd", None
     with log.open("ab") as out:
-        subprocess.Popen(["dockerd"], stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        daemon = subprocess.Popen(["dockerd"], stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if _engine_running():
-            return None
+            return None, daemon
         time.sleep(1)
-    return f"dockerd did not come up within 60s (log: {log})"
+    daemon.terminate()
+    daemon.wait(60)
+    return f"dockerd did not come up within 60s (log: {log})", None
 
 
 class Compose:
@@ -76,13 +95,10 @@ class Compose:
 
 
 @pytest.fixture(scope="module")
-def compose(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Compose, str, str]]:
-    logs = tmp_path_factory.mktemp("docker")
-    reason = _start_engine(logs / "dockerd.log")
-    if reason is not None:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI needs a Docker engine: {reason}")
-        pytest.skip(reason)
+def compose(
+    engine: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Compose, str, str]]:
+    logs = tmp_path_factory.mktemp("compose")
     images = subprocess.run(
         [str(ROOT / "deploy" / "local-images.sh")],
         env={**os.environ, **LOCAL_IMAGES},

@@ -9,7 +9,7 @@ import math
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,20 +44,24 @@ class Prometheus:
         result: list[dict[str, Any]] = data["result"]
         return result
 
-    def value(self, expr: str) -> float:
-        """The value of a query that must give exactly one series."""
-        [series] = self.query(expr)
-        return float(series["value"][1])
-
     def wait_for_value(self, expr: str, expected: float, timeout_s: float = 30) -> None:
+        self._wait(expr, lambda value: math.isclose(value, expected), f"{expected}", timeout_s)
+
+    def wait_until_positive(self, expr: str, timeout_s: float = 30) -> None:
+        self._wait(expr, lambda value: value > 0, "above 0", timeout_s)
+
+    def _wait(
+        self, expr: str, holds: Callable[[float], bool], wanted: str, timeout_s: float
+    ) -> None:
+        """Query until `expr` gives one series whose value `holds` (it may start absent)."""
         deadline = time.monotonic() + timeout_s
         seen: list[dict[str, Any]] = []
         while time.monotonic() < deadline:
             seen = self.query(expr)
-            if len(seen) == 1 and math.isclose(float(seen[0]["value"][1]), expected):
+            if len(seen) == 1 and holds(float(seen[0]["value"][1])):
                 return
             time.sleep(0.5)
-        raise AssertionError(f"{expr}: expected {expected}, last answer {seen}")
+        raise AssertionError(f"{expr}: expected {wanted}, last answer {seen}")
 
     def _get(self, endpoint: str, **params: object) -> dict[str, Any]:
         response = httpx.get(
@@ -145,12 +149,10 @@ def test_an_injected_fault_shows_in_the_error_ratio_and_fault_counters(
     assert injected.returncode == 0, injected.stderr
     with HeldLoad(f"{stack.gateway_url}/api/aggregate", threads=1, max_s=60):
         prometheus.wait_for_value('shard:gateway_shard_requests:error_ratio_30s{shard="0"}', 0)
-        deadline = time.monotonic() + 30
-        while prometheus.value('shard:gateway_shard_requests:error_ratio_30s{shard="3"}') <= 0:
-            assert time.monotonic() < deadline, "shard 3's errors never reached the ratio"
-            time.sleep(0.5)
-        rate = f'rate(shard_faults_injected_total{{kind="error",shard="3"}}[{RATE_INTERVAL}])'
-        assert prometheus.value(rate) > 0
+        prometheus.wait_until_positive('shard:gateway_shard_requests:error_ratio_30s{shard="3"}')
+        prometheus.wait_until_positive(
+            f'rate(shard_faults_injected_total{{kind="error",shard="3"}}[{RATE_INTERVAL}])'
+        )
 
 
 def _panel_queries() -> list[tuple[str, str]]:

@@ -118,7 +118,8 @@ def compose(
     }
     stack = Compose(f"shardstack-test-{uuid.uuid4().hex[:8]}", env)
     try:
-        services = [name for name in stack.services() if name != "grafana"]
+        # Grafana has no Debian package; loadgen runs on demand (its own test).
+        services = [name for name in stack.services() if name not in {"grafana", "loadgen"}]
         up = stack.run("up", "-d", "--build", *services)
         assert up.returncode == 0, up.stdout + up.stderr
         yield stack, f"http://{HOST}:{gateway_port}", f"http://{HOST}:{prometheus_port}"
@@ -194,3 +195,25 @@ def test_published_ports_are_loopback_only(compose: tuple[Compose, str, str]) ->
     published = [part for part in ports.split() if "->" in part]
     assert published
     assert all(part.startswith("127.0.0.1:") for part in published), published
+
+
+def test_the_loadgen_profile_loads_the_gateway(compose: tuple[Compose, str, str]) -> None:
+    stack, gateway, _ = compose
+
+    def answered() -> float:
+        text = httpx.get(f"{gateway}/metrics", timeout=10, trust_env=False).text
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("gateway_aggregate_requests_total{")
+        )
+
+    before = answered()
+    stack.env |= {"LOADGEN_DURATION": "5s", "LOADGEN_CONNECTIONS": "4"}
+    run = stack.run("--profile", "loadgen", "run", "--rm", "loadgen", timeout_s=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    [summary] = [line for line in run.stdout.splitlines() if "requests in" in line]
+    sent = int(summary.split()[0])
+    assert sent > 0
+    assert "Socket errors" not in run.stdout, run.stdout
+    assert answered() - before >= sent

@@ -37,7 +37,10 @@ fi
 
 if ! have "$PROMETHEUS_IMAGE"; then
     echo "local-images: $PROMETHEUS_IMAGE from Debian's prometheus package ..."
-    (cd "$work" && apt-get download prometheus >/dev/null)
+    if ! (cd "$work" && apt-get download prometheus >/dev/null 2>&1); then
+        apt-get update -qq
+        (cd "$work" && apt-get download prometheus >/dev/null)
+    fi
     dpkg-deb -x "$work"/prometheus_*.deb "$work/package"
     mkdir "$work/context"
     cp "$work/package/usr/bin/prometheus" "$work/context/prometheus"

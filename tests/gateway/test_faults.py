@@ -138,7 +138,9 @@ def test_hang_is_cut_at_the_deadline(gateway: TestClient) -> None:
     assert body["status"] == "partial"
     results = {entry["shard"]: entry for entry in body["shards"]}
     assert results[1]["status"] == "timeout"
-    assert 600 <= results[1]["latency_ms"] < 600 + 300
+    # The call starts a little after the aggregate's deadline is set, so it may be cut
+    # a fraction of a millisecond short of 600 ms from its own start.
+    assert 600 - 20 <= results[1]["latency_ms"] < 600 + 300
     assert took_s < 0.6 + 0.5
 
 

@@ -32,12 +32,17 @@ class GatewayMetrics:
     shard's rate() is 0 rather than absent before its first call."""
 
     def __init__(self, shard_ids: Iterable[int]) -> None:
-        self._dir = multiprocess_dir()
-        if self._dir is not None and values.ValueClass is values.MutexValue:
+        directory = multiprocess_dir()
+        if directory is not None and values.ValueClass is values.MutexValue:
             raise RuntimeError(
                 "prometheus_client was imported before PROMETHEUS_MULTIPROC_DIR was set"
             )
         self.registry = CollectorRegistry(auto_describe=True)
+        # Under gunicorn a scrape reads every worker's files, not this worker's registry.
+        self._scraped = self.registry
+        if directory is not None:
+            self._scraped = CollectorRegistry()
+            MultiProcessCollector(self._scraped, str(directory))  # type: ignore[no-untyped-call]
 
         def gauge(name: str, doc: str, labels: tuple[str, ...] = ()) -> Gauge:
             return Gauge(name, doc, labels, registry=self.registry, multiprocess_mode="livesum")
@@ -132,11 +137,7 @@ class GatewayMetrics:
 
     def exposition(self) -> bytes:
         """The text exposition format: every worker's values when under gunicorn."""
-        if self._dir is None:
-            return generate_latest(self.registry)
-        registry = CollectorRegistry()
-        MultiProcessCollector(registry, str(self._dir))  # type: ignore[no-untyped-call]
-        return generate_latest(registry)
+        return generate_latest(self._scraped)
 
 
 async def sample_pool(client: UpstreamClient, metrics: GatewayMetrics, interval_s: float) -> None:

@@ -48,10 +48,11 @@ class HttpxUpstream:
         )
 
     def pool_stats(self) -> PoolStats:
-        idle = sum(connection.is_idle() for connection in self._pool.connections)
+        connections = self._pool.connections
+        idle = sum(connection.is_idle() for connection in connections)
         # httpcore keeps queued calls in a private list; its own __repr__ counts them so.
         pending = sum(request.is_queued() for request in self._pool._requests)
-        return PoolStats(len(self._pool.connections) - idle, idle, pending)
+        return PoolStats(len(connections) - idle, idle, pending)
 
     async def get(
         self,

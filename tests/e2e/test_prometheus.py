@@ -164,7 +164,10 @@ def _panel_queries() -> list[tuple[str, str]]:
     ]
 
 
-@pytest.mark.parametrize(("title", "expr"), _panel_queries(), ids=[t for t, _ in _panel_queries()])
+PANEL_QUERIES = _panel_queries()
+
+
+@pytest.mark.parametrize(("title", "expr"), PANEL_QUERIES, ids=[t for t, _ in PANEL_QUERIES])
 def test_every_dashboard_query_returns_data(
     stack: RunningStack, prometheus: Prometheus, title: str, expr: str
 ) -> None:

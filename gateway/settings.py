@@ -36,7 +36,9 @@ class GatewaySettings(BaseSettings):
         default=local_shard_urls(DEFAULT_SHARD_COUNT, DEFAULT_SHARD_BASE_PORT),
         description="comma-separated shard base URLs; shard i is the i-th",
     )
-    upstream_client: Literal["httpx"] = Field("httpx", description="shard client implementation")
+    upstream_client: Literal["httpx", "aiohttp"] = Field(
+        "httpx", description="shard client implementation"
+    )
     semaphore_size: int = Field(
         100, ge=1, le=1_000_000, description="shard calls in flight per worker"
     )

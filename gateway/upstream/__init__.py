@@ -84,8 +84,15 @@ def _httpx(settings: GatewaySettings, hooks: ConnectionHooks) -> UpstreamClient:
     return HttpxUpstream(settings.pool_max_connections, settings.pool_keepalive_s, hooks)
 
 
+def _aiohttp(settings: GatewaySettings, hooks: ConnectionHooks) -> UpstreamClient:
+    from gateway.upstream.aiohttp_client import AiohttpUpstream
+
+    return AiohttpUpstream(settings.pool_max_connections, settings.pool_keepalive_s, hooks)
+
+
 UPSTREAM_CLIENTS: Mapping[str, Callable[[GatewaySettings, ConnectionHooks], UpstreamClient]] = {
     "httpx": _httpx,
+    "aiohttp": _aiohttp,
 }
 
 

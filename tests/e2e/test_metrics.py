@@ -73,12 +73,14 @@ def test_semaphore_occupancy_sums_every_worker_and_returns_to_zero(start: StartS
     assert after.total("gateway_aggregate_requests_total") == load.outcomes["200"]
 
 
-def test_pool_numbers_come_from_the_client(start: StartStack) -> None:
+@pytest.mark.parametrize("client", ["httpx", "aiohttp"])
+def test_pool_numbers_come_from_the_client(start: StartStack, client: str) -> None:
     # One aggregate of five slow shards through a pool of two: two calls hold the pool's
     # connections, three wait for one.
     stack = start(
         "--workers", str(WORKERS), "--latency", "fixed:1500",
         shards=5, GATEWAY_POOL_MAX_CONNECTIONS=str(POOL), GATEWAY_SHARD_TIMEOUT_MS="10000",
+        GATEWAY_UPSTREAM_CLIENT=client,
     )  # fmt: skip
     _all_workers_started(stack.gateway_url, "gateway_pool_max_connections", POOL)
 

@@ -6,43 +6,20 @@ import asyncio
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import click
 
-from shard_sim.latency import LatencyModel, parse_latency
+from shard_sim.latency import LatencyModel
 from shardstack import __version__, launcher
+from shardstack.bench_commands import bench
 from shardstack.fault_commands import fault
 from shardstack.gateway_client import GatewayError
+from shardstack.latency_option import LatencyType, ShardLatencyType
 from shardstack.prometheus import find_binary as find_prometheus
 from shardstack.scenario_commands import scenario_group
 from shardstack.stack import StackConfig, plan
 from shardstack.supervisor import LaunchError
 from shardstack.validation import InvalidInput
-
-
-class _LatencyType(click.ParamType[LatencyModel, Any]):
-    name = "MODEL"
-
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> LatencyModel:
-        try:
-            return parse_latency(value)
-        except InvalidInput as exc:
-            self.fail(str(exc), param, ctx)
-
-
-class _ShardLatencyType(click.ParamType[tuple[int, LatencyModel], Any]):
-    name = "ID=MODEL"
-
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> tuple[int, LatencyModel]:
-        shard, sep, model = str(value).partition("=")
-        if not sep or not shard.strip().isdigit():
-            self.fail(f"{value!r} is not ID=MODEL, e.g. 3=fixed:500", param, ctx)
-        return int(shard), _LatencyType().convert(model, param, ctx)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -81,7 +58,7 @@ def cli() -> None:
 )
 @click.option(
     "--latency",
-    type=_LatencyType(),
+    type=LatencyType(),
     default=None,
     help="Latency model of every shard: fixed:10, uniform:5,15, normal:10,3, "
     "exponential:10, lognormal:5,80 (p50,p99), pareto:2,1.5 (scale,alpha). "
@@ -89,7 +66,7 @@ def cli() -> None:
 )
 @click.option(
     "--shard-latency",
-    type=_ShardLatencyType(),
+    type=ShardLatencyType(),
     multiple=True,
     help="Latency model of one shard, e.g. 3=fixed:500 (repeatable).",
 )
@@ -186,6 +163,7 @@ def up(
 
 
 cli.add_command(fault)
+cli.add_command(bench)
 cli.add_command(scenario_group)
 
 

@@ -99,6 +99,9 @@ class Supervisor:
     def pids(self) -> list[int]:
         return [child.process.pid for child in self._children]
 
+    def pid(self, name: str) -> int:
+        return next(child.process.pid for child in self._children if child.spec.name == name)
+
     async def start(self, specs: Sequence[ProcessSpec], timeout_s: float) -> None:
         """Start `specs` together and return once every one answers its readiness URL."""
         group = [await self._spawn(spec) for spec in specs]
@@ -137,10 +140,14 @@ class Supervisor:
         """Stop children group by group (SIGTERM, then SIGKILL after `grace_s`); count them."""
         stopped = 0
         for names in names_in_order:
-            group = [child for child in self._children if child.spec.name in names]
-            stopped += await self._stop_group(group, grace_s)
+            stopped += await self.stop_some(names, grace_s)
         stopped += await self._stop_group(list(self._children), grace_s)
         return stopped
+
+    async def stop_some(self, names: Sequence[str], grace_s: float) -> int:
+        """Stop the named children only, as `stop` does; the others keep running."""
+        group = [child for child in self._children if child.spec.name in names]
+        return await self._stop_group(group, grace_s)
 
     async def _stop_group(self, group: list[_Child], grace_s: float) -> int:
         for child in group:

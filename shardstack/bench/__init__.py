@@ -1,0 +1,1 @@
+"""`shardstack bench`: load, what the server's processes spent on it, and comparisons."""

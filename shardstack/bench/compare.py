@@ -1,0 +1,62 @@
+"""`shardstack bench --compare`: the same shards and the same load against each variant,
+one after the other, in one run; the result is their ratios."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from shardstack.bench.load import LoadPlan, Tick
+from shardstack.bench.measure import Measurement, measure
+from shardstack.bench.processes import ProcessTree
+from shardstack.bench.variants import Variant
+from shardstack.stack import Stack
+from shardstack.supervisor import Supervisor, check_ports_free
+
+STARTUP_TIMEOUT_S = 60.0
+STOP_GRACE_S = 15.0
+
+TickFactory = Callable[[str], Tick]
+
+
+async def compare(
+    stack: Stack,
+    variants: Sequence[Variant],
+    plan: LoadPlan,
+    rounds: int,
+    log_dir: Path,
+    echo: Callable[[str], None],
+    ticks: TickFactory,
+) -> list[Measurement]:
+    """Start the shards once, then each variant in turn (`rounds` times, alternating);
+    per variant, the round with the median throughput."""
+    specs = [variant.spec(stack) for variant in variants]
+    check_ports_free([*stack.shard_specs, specs[0]])
+    supervisor = Supervisor(log_dir)
+    runs: dict[str, list[Measurement]] = {variant.name: [] for variant in variants}
+    try:
+        echo(f"starting {len(stack.shard_specs)} shards (logs: {log_dir}) ...")
+        await supervisor.start(stack.shard_specs, STARTUP_TIMEOUT_S)
+        for round_index in range(rounds):
+            for variant, spec in zip(variants, specs, strict=True):
+                label = (
+                    variant.name if rounds == 1 else f"{variant.name} {round_index + 1}/{rounds}"
+                )
+                echo(f"{label}: {variant.description}; {plan.describe()}")
+                await supervisor.start([spec], STARTUP_TIMEOUT_S)
+                try:
+                    server = ProcessTree([supervisor.pid(spec.name)])
+                    runs[variant.name].append(
+                        await measure(variant.name, plan, server, ticks(label))
+                    )
+                finally:
+                    await supervisor.stop_some([spec.name], STOP_GRACE_S)
+    finally:
+        await supervisor.stop([], STOP_GRACE_S)
+    return [_median(runs[variant.name]) for variant in variants]
+
+
+def _median(measurements: list[Measurement]) -> Measurement:
+    """The run whose throughput is the median, kept whole (its latencies belong to it)."""
+    ordered = sorted(measurements, key=lambda m: m.recording.throughput())
+    return ordered[(len(ordered) - 1) // 2]  # the lower median when even

@@ -1,0 +1,155 @@
+"""The load generator: closed loop (N connections, each sending as soon as it has an
+answer) or open loop (a fixed arrival rate, latency counted from when each request was
+due, so a stalled server cannot hide its tail by slowing the sender down).
+
+One asyncio process on uvloop with aiohttp: measured against wrk in docs/benchmarks.md,
+well above what one gateway on this kind of machine serves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import aiohttp
+
+from shardstack.bench.recording import Recording
+
+# The gateway answers `"status":"partial"` near the start of its body; so do the
+# comparison apps. Looking for it costs a substring search, not a JSON parse.
+_PARTIAL = b'"status":"partial"'
+_HEAD = 64
+
+
+@dataclass(frozen=True, slots=True)
+class LoadPlan:
+    url: str
+    connections: int = 32
+    rate: float | None = None  # requests per second; None is the closed loop
+    duration_s: float = 10.0
+    warmup_s: float = 2.0
+    timeout_s: float = 10.0
+
+    @property
+    def mode(self) -> str:
+        return "closed" if self.rate is None else "open"
+
+    def describe(self) -> str:
+        if self.rate is None:
+            return f"closed loop, {self.connections} connections"
+        return f"open loop, {self.rate:g}/s (up to {self.connections} connections)"
+
+
+Tick = Callable[[float, Recording, bool], None]
+"""Called about ten times a second with the seconds recorded so far, the recording, and
+whether the recording is over (a last call with True)."""
+
+
+async def run_load(
+    plan: LoadPlan, tick: Tick | None = None, measuring: Callable[[], None] | None = None
+) -> Recording:
+    """Warm up for `warmup_s` (not recorded), then record `duration_s` of load;
+    `measuring` is called as the recorded part begins."""
+    connector = aiohttp.TCPConnector(limit=plan.connections, force_close=False)
+    timeout = aiohttp.ClientTimeout(total=plan.timeout_s)
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=timeout, auto_decompress=False, trust_env=False
+    ) as session:
+        if plan.warmup_s > 0:
+            await _phase(session, plan, plan.warmup_s, Recording(), None)
+        recording = Recording()
+        if measuring is not None:
+            measuring()
+        await _phase(session, plan, plan.duration_s, recording, tick)
+        return recording
+
+
+async def _phase(
+    session: aiohttp.ClientSession,
+    plan: LoadPlan,
+    duration_s: float,
+    recording: Recording,
+    tick: Tick | None,
+) -> None:
+    started = time.perf_counter()
+    stop_at = started + duration_s
+    if plan.rate is None:
+        senders = [
+            asyncio.create_task(_closed_sender(session, plan.url, stop_at, recording))
+            for _ in range(plan.connections)
+        ]
+    else:
+        senders = [asyncio.create_task(_open_sender(session, plan, stop_at, recording))]
+    ticker = None if tick is None else asyncio.create_task(_ticks(started, recording, tick))
+    try:
+        await asyncio.gather(*senders)
+    finally:
+        recording.elapsed_s = time.perf_counter() - started
+        if ticker is not None:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+            tick(recording.elapsed_s, recording, True)  # type: ignore[misc]
+
+
+async def _ticks(started: float, recording: Recording, tick: Tick) -> None:
+    while True:
+        await asyncio.sleep(0.1)
+        tick(time.perf_counter() - started, recording, False)
+
+
+async def _closed_sender(
+    session: aiohttp.ClientSession, url: str, stop_at: float, recording: Recording
+) -> None:
+    while time.perf_counter() < stop_at:
+        await _request(session, url, time.perf_counter(), recording)
+
+
+async def _open_sender(
+    session: aiohttp.ClientSession, plan: LoadPlan, stop_at: float, recording: Recording
+) -> None:
+    """Start request i at start + i/rate whatever the answers do; each is its own task."""
+    assert plan.rate is not None
+    interval = 1.0 / plan.rate
+    in_flight: set[asyncio.Task[None]] = set()
+    due = time.perf_counter()
+    while due < stop_at:
+        now = time.perf_counter()
+        if due > now:
+            await asyncio.sleep(due - now)
+        # Behind schedule (a late timer, a busy loop): send everything that is due now,
+        # each timed from when it was due.
+        now = time.perf_counter()
+        while due <= now and due < stop_at:
+            task = asyncio.create_task(_request(session, plan.url, due, recording))
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
+            due += interval
+    if in_flight:
+        await asyncio.gather(*in_flight)
+
+
+async def _request(
+    session: aiohttp.ClientSession, url: str, due: float, recording: Recording
+) -> None:
+    try:
+        async with session.get(url) as response:
+            body = await response.read()
+            status = response.status
+    except TimeoutError:
+        recording.failed("timeout", time.perf_counter() - due)
+        return
+    except aiohttp.ClientConnectorError:
+        recording.failed("connect error", time.perf_counter() - due)
+        return
+    except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, ConnectionError):
+        recording.failed("connection reset", time.perf_counter() - due)
+        return
+    except aiohttp.ClientError as exc:
+        recording.failed(type(exc).__name__, time.perf_counter() - due)
+        return
+    partial = status == 200 and _PARTIAL in body[:_HEAD]
+    recording.answered(status, time.perf_counter() - due, partial)

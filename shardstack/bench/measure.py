@@ -1,0 +1,80 @@
+"""One measured run: the load's answers plus the server's CPU and memory while it ran."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+from shardstack.bench.load import LoadPlan, Tick, run_load
+from shardstack.bench.processes import ProcessTree
+from shardstack.bench.recording import Recording
+
+
+@dataclass
+class Measurement:
+    name: str
+    plan: LoadPlan
+    recording: Recording
+    cpu_s: float | None = None  # the server's CPU seconds during the recorded part
+    peak_rss: int | None = None  # bytes, highest total over warm-up and recording
+
+    def cpu_ms_per_answer(self) -> float | None:
+        answers = self.recording.answers
+        if self.cpu_s is None or not answers:
+            return None
+        return self.cpu_s * 1000.0 / answers
+
+    def as_dict(self) -> dict[str, Any]:
+        recording = self.recording
+        return {
+            "name": self.name,
+            "mode": self.plan.mode,
+            "connections": self.plan.connections,
+            "rate": self.plan.rate,
+            "duration_s": round(recording.elapsed_s, 3),
+            "sent": recording.sent,
+            "answers": recording.answers,
+            "throughput": round(recording.throughput(), 2),
+            "latency_ms": {str(p): v for p, v in recording.percentiles_ms().items()},
+            "errors": recording.errors(),
+            "cpu_s": self.cpu_s,
+            "cpu_ms_per_answer": self.cpu_ms_per_answer(),
+            "peak_rss_bytes": self.peak_rss,
+            "latency_cdf_ms": _cdf(recording),
+        }
+
+
+async def measure(
+    name: str, plan: LoadPlan, server: ProcessTree | None, tick: Tick | None = None
+) -> Measurement:
+    """Run `plan`; with `server`, read its CPU over the recorded part and watch its RSS."""
+    if server is None:
+        return Measurement(name, plan, await run_load(plan, tick))
+    watcher = asyncio.create_task(server.watch_rss())
+    cpu_before = 0.0
+
+    def measuring() -> None:
+        nonlocal cpu_before
+        cpu_before = server.cpu_seconds()
+
+    try:
+        recording = await run_load(plan, tick, measuring)
+        cpu_s = server.cpu_seconds() - cpu_before
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+    return Measurement(name, plan, recording, cpu_s, server.peak_rss)
+
+
+def _cdf(recording: Recording) -> list[tuple[float, float]]:
+    """(latency ms, fraction at or below) at HdrHistogram's percentile steps, for plots."""
+    histogram = recording.latency
+    if histogram.get_total_count() == 0:
+        return []
+    return [
+        (item.value_iterated_to / 1000.0, item.percentile_level_iterated_to / 100.0)
+        for item in histogram.get_percentile_iterator(5)
+    ]

@@ -1,0 +1,98 @@
+"""The server's processes as the kernel counts them: CPU seconds and resident memory.
+
+psutil reads /proc; a gunicorn master and its workers are one tree, found from the
+process listening on the benchmarked port or from a known PID.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import socket
+import urllib.parse
+from collections.abc import Iterable
+
+import psutil
+
+
+class ProcessTree:
+    """A root process and whatever children it has at each reading."""
+
+    def __init__(self, roots: Iterable[int]) -> None:
+        self._roots = [psutil.Process(pid) for pid in roots]
+        self.peak_rss = 0
+
+    @classmethod
+    def listening_on(cls, port: int) -> ProcessTree | None:
+        """The processes serving `port` on this machine, or None if none is found here.
+
+        Every gunicorn worker shares the master's listening socket, so the topmost
+        listener among them is the root.
+        """
+        pids: set[int] = set()
+        with contextlib.suppress(psutil.AccessDenied):
+            for conn in psutil.net_connections(kind="tcp"):
+                if conn.status != psutil.CONN_LISTEN or conn.pid is None or not conn.laddr:
+                    continue
+                if conn.laddr.port == port:
+                    pids.add(conn.pid)
+        if not pids:
+            return None
+        roots = {pid for pid in pids if _parent(pid) not in pids}
+        return cls(roots)
+
+    @classmethod
+    def listening_on_url(cls, url: str) -> ProcessTree | None:
+        """The server of `url` if it is on this machine (a loopback or local address)."""
+        parts = urllib.parse.urlsplit(url)
+        if parts.hostname is None or not _is_local(parts.hostname):
+            return None
+        return cls.listening_on(parts.port or 80)
+
+    def processes(self) -> list[psutil.Process]:
+        found: dict[int, psutil.Process] = {}
+        for root in self._roots:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                for process in (root, *root.children(recursive=True)):
+                    found[process.pid] = process
+        return list(found.values())
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU of every process in the tree now (exited children are lost)."""
+        total = 0.0
+        for process in self.processes():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                times = process.cpu_times()
+                total += times.user + times.system
+        return total
+
+    def rss_bytes(self) -> int:
+        total = 0
+        for process in self.processes():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                total += process.memory_info().rss
+        self.peak_rss = max(self.peak_rss, total)
+        return total
+
+    async def watch_rss(self, every_s: float = 0.1) -> None:
+        """Sample the tree's total RSS until cancelled; the highest is `peak_rss`."""
+        while True:
+            await asyncio.to_thread(self.rss_bytes)
+            await asyncio.sleep(every_s)
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        parent: int = psutil.Process(pid).ppid()
+    except psutil.NoSuchProcess:
+        return None
+    return parent
+
+
+def _is_local(host: str) -> bool:
+    try:
+        address = ipaddress.ip_address(socket.gethostbyname(host))
+    except (OSError, ValueError):
+        return False
+    return address.is_loopback or address.is_unspecified or host == socket.gethostname()

@@ -1,0 +1,82 @@
+"""Tables for the terminal and for docs/benchmarks.md, from measurements."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from shardstack.bench.measure import Measurement
+from shardstack.bench.recording import PERCENTILES
+
+MIB = 1024 * 1024
+
+
+def table(
+    measurements: Sequence[Measurement], ratios_to: Sequence[str] = (), markdown: bool = False
+) -> str:
+    """One row per measurement; for each name in `ratios_to`, throughput as a multiple of it."""
+    by_name = {m.name: m for m in measurements}
+    bases = [name for name in ratios_to if name in by_name]
+    header = [
+        "variant",
+        "answers/s",
+        *(f"p{p:g} ms" for p in PERCENTILES),
+        "errors",
+        "CPU ms/answer",
+        "peak RSS MiB",
+        *(f"x {name}" for name in bases),
+    ]
+    rows = []
+    for m in measurements:
+        percentiles = m.recording.percentiles_ms()
+        cpu = m.cpu_ms_per_answer()
+        rows.append(
+            [
+                m.name,
+                f"{m.recording.throughput():.1f}",
+                *(_ms(percentiles[p]) for p in PERCENTILES),
+                errors(m),
+                "-" if cpu is None else f"{cpu:.2f}",
+                "-" if m.peak_rss is None else f"{m.peak_rss / MIB:.0f}",
+                *(_ratio(m, by_name[name]) for name in bases),
+            ]
+        )
+    return _markdown(header, rows) if markdown else _aligned(header, rows)
+
+
+def _ms(value: float) -> str:
+    if math.isnan(value):
+        return "-"
+    return f"{value:.1f}" if value >= 10 else f"{value:.2f}"
+
+
+def errors(m: Measurement) -> str:
+    errors = m.recording.errors()
+    if not errors:
+        return "0"
+    return ", ".join(f"{kind} {count}" for kind, count in errors.items())
+
+
+def _ratio(m: Measurement, base: Measurement) -> str:
+    base_rate = base.recording.throughput()
+    if not base_rate:
+        return "-"
+    return f"{m.recording.throughput() / base_rate:.2f}"
+
+
+def _aligned(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    lines = []
+    for row in [header, *rows]:
+        cells = [
+            cell.ljust(width) if i == 0 else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def _markdown(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)

@@ -1,0 +1,90 @@
+"""The servers `shardstack bench --compare` puts side by side, each as a process to start.
+
+All of them are served by gunicorn with the same number of workers, fan out to the same
+shards and answer the same shape, so only the fan-out code differs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import gateway
+from shardstack.stack import Stack
+from shardstack.supervisor import LaunchError, ProcessSpec
+from shardstack.validation import InvalidInput
+
+BENCHMARKS_DIR = Path(gateway.__file__).resolve().parent.parent / "benchmarks"
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    name: str
+    description: str
+    spec: Callable[[Stack], ProcessSpec]
+
+
+def _gateway(client: str) -> Callable[[Stack], ProcessSpec]:
+    def spec(stack: Stack) -> ProcessSpec:
+        gateway_spec = stack.gateway_spec
+        env = {**gateway_spec.env, "GATEWAY_UPSTREAM_CLIENT": client}
+        return dataclasses.replace(gateway_spec, name=f"gateway-{client}", env=env)
+
+    return spec
+
+
+def _app(
+    name: str, module: str, worker_class: str, urls_env: str
+) -> Callable[[Stack], ProcessSpec]:
+    def spec(stack: Stack) -> ProcessSpec:
+        if not (BENCHMARKS_DIR / f"{module}.py").is_file():
+            raise LaunchError(f"{name} needs {BENCHMARKS_DIR / module}.py (a source checkout)")
+        settings = stack.gateway
+        env: Mapping[str, str] = {
+            **os.environ,
+            urls_env: ",".join(settings.shard_urls),
+        }
+        argv = (
+            sys.executable, "-m", "gunicorn", f"{module}:app",
+            "--chdir", str(BENCHMARKS_DIR),
+            "--worker-class", worker_class,
+            "--workers", str(settings.workers),
+            "--bind", settings.bind,
+            "--log-level", "warning",
+        )  # fmt: skip
+        gateway_spec = stack.gateway_spec
+        return ProcessSpec(name, argv, env, gateway_spec.ready_url, gateway_spec.ports)
+
+    return spec
+
+
+VARIANTS: Mapping[str, Variant] = {
+    variant.name: variant
+    for variant in (
+        Variant("gateway-aiohttp", "this gateway, aiohttp client", _gateway("aiohttp")),
+        Variant("gateway-httpx", "this gateway, httpx client", _gateway("httpx")),
+        Variant(
+            "seed",
+            "the seed pattern: FastAPI, one httpx.AsyncClient (limits 200), semaphore 100",
+            _app("seed", "seed_app", "uvicorn_worker.UvicornWorker", "SEED_SHARD_URLS"),
+        ),
+        Variant(
+            "floor",
+            "raw aiohttp server and client, nothing else",
+            _app("floor", "floor_app", "aiohttp.GunicornUVLoopWebWorker", "FLOOR_SHARD_URLS"),
+        ),
+    )
+}
+
+
+def chosen(names: Sequence[str]) -> list[Variant]:
+    unknown = [name for name in names if name not in VARIANTS]
+    if unknown:
+        raise InvalidInput.field(
+            "--variants", f"unknown {', '.join(unknown)}; known: {', '.join(VARIANTS)}"
+        )
+    return [VARIANTS[name] for name in names]

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.fanout import FanOut
+from gateway.hedging import Hedging
 from gateway.metrics import GatewayMetrics, sample_pool
 from gateway.permits import Permits
 from gateway.routes import aggregate, faults, health, metrics
@@ -50,7 +51,13 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         )
         try:
             permits = Permits(settings.semaphore_size, metrics)
-            fanout = FanOut(upstream, permits, settings.shard_timeout_ms / 1000.0, metrics)
+            hedging = None
+            if settings.hedge:
+                shard_ids = (shard.id for shard in shards)
+                hedging = Hedging(
+                    shard_ids, settings.hedge_quantile, settings.hedge_budget, metrics
+                )
+            fanout = FanOut(upstream, permits, settings.shard_timeout_ms / 1000.0, metrics, hedging)
             yield {
                 "gateway": GatewayState(settings, shards, upstream, fanout, admin, token, metrics)
             }

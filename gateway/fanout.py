@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 
 import orjson
 
+from gateway.hedging import Hedging
 from gateway.metrics import GatewayMetrics
 from gateway.permits import Permits
 from gateway.results import ShardOutcome, ShardResult
@@ -18,6 +19,7 @@ from gateway.upstream import (
     UpstreamConnectError,
     UpstreamError,
     UpstreamResetError,
+    UpstreamResponse,
 )
 
 
@@ -34,11 +36,13 @@ class FanOut:
         permits: Permits,
         shard_timeout_s: float,
         metrics: GatewayMetrics,
+        hedging: Hedging | None = None,
     ) -> None:
         self._client = client
         self._permits = permits
         self._shard_timeout_s = shard_timeout_s
         self._metrics = metrics
+        self._hedging = hedging
 
     async def run(
         self,
@@ -57,7 +61,10 @@ class FanOut:
         self, shard: Shard, deadline: float, headers: Mapping[str, str] | None
     ) -> ShardResult:
         result = await self._attempt(shard, deadline, headers)
-        self._metrics.shard_call(shard.id, result.status, result.latency_ms / 1000.0)
+        seconds = result.latency_ms / 1000.0
+        self._metrics.shard_call(shard.id, result.status, seconds)
+        if self._hedging is not None:
+            self._hedging.called(shard.id, result.status is ShardOutcome.OK, seconds)
         return result
 
     async def _attempt(
@@ -71,7 +78,7 @@ class FanOut:
         try:
             async with asyncio.timeout_at(deadline) as scope, self._permits:
                 scope.reschedule(min(deadline, loop.time() + self._shard_timeout_s))
-                response = await self._client.get(shard.data_url, headers, timing)
+                response = await self._get(shard, headers, timing)
         except TimeoutError:
             detail = None if timing.headers_at is None else "headers arrived, body did not"
             return _result(shard, started, timing, ShardOutcome.TIMEOUT, detail)
@@ -89,6 +96,48 @@ class FanOut:
         result = _result(shard, started, timing, ShardOutcome.OK)
         result.records, result.data = len(records), records
         return result
+
+    async def _get(
+        self, shard: Shard, headers: Mapping[str, str] | None, timing: CallTiming
+    ) -> UpstreamResponse:
+        hedging = self._hedging
+        threshold_s = None if hedging is None else hedging.threshold_s(shard.id)
+        if hedging is None or threshold_s is None:
+            return await self._client.get(shard.data_url, headers, timing)
+        tasks = [asyncio.create_task(self._client.get(shard.data_url, headers, timing))]
+        try:
+            done, _ = await asyncio.wait(tasks, timeout=threshold_s)
+            if done or not await hedging.may_hedge(self._permits):
+                return await tasks[0]
+            backup_timing = CallTiming()
+            tasks.append(
+                asyncio.create_task(self._client.get(shard.data_url, headers, backup_timing))
+            )
+            winner = await _first_answer(*tasks)
+            if winner is tasks[1]:
+                hedging.won()
+                timing.headers_at = backup_timing.headers_at
+            return winner.result()
+        finally:
+            for task in tasks:
+                if not task.done():
+                    task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if len(tasks) > 1:
+                self._permits.release()  # the hedge's, taken by may_hedge
+
+
+async def _first_answer(
+    primary: asyncio.Task[UpstreamResponse], backup: asyncio.Task[UpstreamResponse]
+) -> asyncio.Task[UpstreamResponse]:
+    """The first call to bring an answer; if both fail, the primary (its error is raised)."""
+    pending = {primary, backup}
+    while pending:
+        done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        for task in (primary, backup):
+            if task in done and task.exception() is None:
+                return task
+    return primary
 
 
 def _result(

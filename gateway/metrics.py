@@ -89,6 +89,22 @@ class GatewayMetrics:
             registry=self.registry,
         )
 
+        self.hedges_sent = Counter(
+            "gateway_hedges_sent",
+            "Second calls sent to a shard slower than its hedge threshold.",
+            registry=self.registry,
+        )
+        self.hedges_won = Counter(
+            "gateway_hedges_won",
+            "Hedged calls the second call answered first.",
+            registry=self.registry,
+        )
+        self.hedges_denied = Counter(
+            "gateway_hedges_denied",
+            "Hedges not sent: the budget was spent, or no permit was free.",
+            registry=self.registry,
+        )
+
         shard_requests = Counter(
             "gateway_shard_requests",
             "Shard calls by shard and outcome.",

@@ -38,11 +38,22 @@ class Permits:
                 self._wait.observe(time.perf_counter() - started)
         self._in_use.inc()
 
+    async def try_acquire(self) -> bool:
+        """Take a permit only if one is free now (a hedge never queues); `release` it."""
+        if self._semaphore.locked():
+            return False
+        await self._semaphore.acquire()  # free, so this does not yield
+        self._in_use.inc()
+        return True
+
+    def release(self) -> None:
+        self._in_use.dec()
+        self._semaphore.release()
+
     async def __aexit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self._in_use.dec()
-        self._semaphore.release()
+        self.release()

@@ -36,8 +36,9 @@ class GatewaySettings(BaseSettings):
         default=local_shard_urls(DEFAULT_SHARD_COUNT, DEFAULT_SHARD_BASE_PORT),
         description="comma-separated shard base URLs; shard i is the i-th",
     )
-    upstream_client: Literal["httpx", "aiohttp"] = Field(
-        "httpx", description="shard client implementation"
+    upstream_client: Literal["aiohttp", "httpx"] = Field(
+        "aiohttp",
+        description="shard client: aiohttp (default: the faster, docs/benchmarks.md) or httpx",
     )
     semaphore_size: int = Field(
         100, ge=1, le=1_000_000, description="shard calls in flight per worker"
@@ -73,6 +74,15 @@ class GatewaySettings(BaseSettings):
         None,
         validation_alias=TOKEN_ENV,
         description="bearer token for /admin routes, shared with the shards",
+    )
+    hedge: bool = Field(
+        False, description="send a second call to a shard slower than its recent quantile"
+    )
+    hedge_quantile: float = Field(
+        0.95, ge=0.5, le=0.999, description="hedge after this quantile of the shard's answers"
+    )
+    hedge_budget: float = Field(
+        0.1, gt=0, le=1, description="hedges at most this fraction of shard calls"
     )
     allow_request_faults: bool = Field(
         False, description="honour the X-Shardstack-Fault header on /api/aggregate"

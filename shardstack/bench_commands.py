@@ -13,14 +13,14 @@ from typing import Any
 import click
 import orjson
 
-from shard_sim.latency import LatencyModel
+from shard_sim.latency import LatencyModel, parse_latency
 from shardstack.bench import report
 from shardstack.bench.compare import compare
 from shardstack.bench.load import LoadPlan, Tick
 from shardstack.bench.measure import Measurement, measure
 from shardstack.bench.processes import ProcessTree
 from shardstack.bench.recording import Recording
-from shardstack.bench.variants import VARIANTS, chosen
+from shardstack.bench.variants import DEFAULT_VARIANTS, TAIL_VARIANTS, chosen
 from shardstack.durations import parse_duration
 from shardstack.gateway_client import DEFAULT_GATEWAY, GATEWAY_ENV
 from shardstack.latency_option import LatencyType
@@ -28,6 +28,9 @@ from shardstack.stack import StackConfig, plan
 from shardstack.validation import InvalidInput
 
 AGGREGATE_PATH = "/api/aggregate"
+# Heavy-tailed shards, as in "The Tail at Scale": p50 ~3 ms, p99 ~43 ms, p99.9 ~200 ms.
+TAIL_LATENCY = "pareto:2,1.5"
+TAIL_RATE = 40.0
 
 
 class Progress:
@@ -120,10 +123,17 @@ def _seconds(field: str) -> Any:
     help="Start shards and run each variant against them in turn.",
 )
 @click.option(
+    "--tail",
+    "tail_mode",
+    is_flag=True,
+    help="The tail-latency experiment: --compare of the gateway without and with hedging, "
+    f"shards at {TAIL_LATENCY} unless --latency, open loop at {TAIL_RATE:g}/s unless --rate.",
+)
+@click.option(
     "--variants",
-    default=",".join(VARIANTS),
-    show_default=True,
-    help="With --compare: which, in order.",
+    default=None,
+    help=f"With --compare: which, in order [default: {','.join(DEFAULT_VARIANTS)}; "
+    f"with --tail: {','.join(TAIL_VARIANTS)}].",
 )
 @click.option(
     "--rounds",
@@ -175,7 +185,8 @@ def bench(
     timeout: float,
     json_path: Path | None,
     compare_mode: bool,
-    variants: str,
+    tail_mode: bool,
+    variants: str | None,
     rounds: int,
     shards: int,
     workers: int,
@@ -190,18 +201,24 @@ def bench(
     shardstack bench                          # the local gateway, 32 connections, 10s
     shardstack bench --rate 200 -d 30s        # open loop at 200/s
     shardstack bench --compare                # gateway (aiohttp, httpx) vs seed vs floor
+    shardstack bench --tail                   # p99 without and with hedging
     """
     if duration <= 0:
         raise InvalidInput.field("--duration", "must be more than 0")
-    if compare_mode:
+    if compare_mode or tail_mode:
         if url is not None:
-            raise click.UsageError("--compare starts its own servers; give no URL")
+            raise click.UsageError("--compare and --tail start their own servers; give no URL")
+        if tail_mode:
+            latency = latency or parse_latency(TAIL_LATENCY)
+            rate = rate or TAIL_RATE
+        names = variants or ",".join(TAIL_VARIANTS if tail_mode else DEFAULT_VARIANTS)
         results = _compare(
-            variants, rounds, shards, workers, latency, port, shard_base_port,
+            names, rounds, shards, workers, latency, port, shard_base_port,
             lambda target: LoadPlan(target, connections, rate, duration, warmup, timeout),
         )  # fmt: skip
         click.echo(report.table(results, ratios_to=("seed", "floor")))
     else:
+        _refuse_compare_options(click.get_current_context())
         target = _target(url)
         load = LoadPlan(target, connections, rate, duration, warmup, timeout)
         server = ProcessTree.listening_on_url(target)
@@ -219,6 +236,16 @@ def bench(
         )
     if not any(m.recording.answers for m in results):
         raise click.ClickException(f"no answers: {report.errors(results[0])}")
+
+
+_COMPARE_ONLY = ("variants", "rounds", "shards", "workers", "latency", "port", "shard_base_port")
+
+
+def _refuse_compare_options(ctx: click.Context) -> None:
+    for name in _COMPARE_ONLY:
+        if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT:
+            option = "--" + name.replace("_", "-")
+            raise click.UsageError(f"{option} needs --compare or --tail")
 
 
 def _target(url: str | None) -> str:

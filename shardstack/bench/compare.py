@@ -9,6 +9,7 @@ from pathlib import Path
 from shardstack.bench.load import LoadPlan, Tick
 from shardstack.bench.measure import Measurement, measure
 from shardstack.bench.processes import ProcessTree
+from shardstack.bench.shard_calls import shard_calls
 from shardstack.bench.variants import Variant
 from shardstack.stack import Stack
 from shardstack.supervisor import Supervisor, check_ports_free
@@ -37,6 +38,7 @@ async def compare(
     try:
         echo(f"starting {len(stack.shard_specs)} shards (logs: {log_dir}) ...")
         await supervisor.start(stack.shard_specs, STARTUP_TIMEOUT_S)
+        shards = ProcessTree(supervisor.pid(spec.name) for spec in stack.shard_specs)
         for round_index in range(rounds):
             for variant, spec in zip(variants, specs, strict=True):
                 label = (
@@ -46,9 +48,11 @@ async def compare(
                 await supervisor.start([spec], STARTUP_TIMEOUT_S)
                 try:
                     server = ProcessTree([supervisor.pid(spec.name)])
-                    runs[variant.name].append(
-                        await measure(variant.name, plan, server, ticks(label))
-                    )
+                    calls_before = await shard_calls(stack.shards)
+                    result = await measure(variant.name, plan, server, ticks(label), shards)
+                    # Over warm-up and recording, against every answer the load got in both.
+                    result.shard_calls = await shard_calls(stack.shards) - calls_before
+                    runs[variant.name].append(result)
                 finally:
                     await supervisor.stop_some([spec.name], STOP_GRACE_S)
     finally:

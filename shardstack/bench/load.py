@@ -58,9 +58,10 @@ async def run_load(
     async with aiohttp.ClientSession(
         connector=connector, timeout=timeout, auto_decompress=False, trust_env=False
     ) as session:
+        warmup = Recording()
         if plan.warmup_s > 0:
-            await _phase(session, plan, plan.warmup_s, Recording(), None)
-        recording = Recording()
+            await _phase(session, plan, plan.warmup_s, warmup, None)
+        recording = Recording(warmup_sent=warmup.sent)
         if measuring is not None:
             measuring()
         await _phase(session, plan, plan.duration_s, recording, tick)

@@ -19,6 +19,20 @@ class Measurement:
     recording: Recording
     cpu_s: float | None = None  # the server's CPU seconds during the recorded part
     peak_rss: int | None = None  # bytes, highest total over warm-up and recording
+    shards_cpu_s: float | None = None  # the shards' CPU seconds, when they run here
+    shard_calls: float | None = None  # calls the shards received, warm-up included
+
+    def shard_calls_per_request(self) -> float | None:
+        sent = self.recording.sent + self.recording.warmup_sent
+        if self.shard_calls is None or not sent:
+            return None
+        return self.shard_calls / sent
+
+    def shards_cpu_ms_per_answer(self) -> float | None:
+        answers = self.recording.answers
+        if self.shards_cpu_s is None or not answers:
+            return None
+        return self.shards_cpu_s * 1000.0 / answers
 
     def cpu_ms_per_answer(self) -> float | None:
         answers = self.recording.answers
@@ -42,31 +56,40 @@ class Measurement:
             "cpu_s": self.cpu_s,
             "cpu_ms_per_answer": self.cpu_ms_per_answer(),
             "peak_rss_bytes": self.peak_rss,
+            "shards_cpu_ms_per_answer": self.shards_cpu_ms_per_answer(),
+            "shard_calls_per_request": self.shard_calls_per_request(),
             "latency_cdf_ms": _cdf(recording),
         }
 
 
 async def measure(
-    name: str, plan: LoadPlan, server: ProcessTree | None, tick: Tick | None = None
+    name: str,
+    plan: LoadPlan,
+    server: ProcessTree | None,
+    tick: Tick | None = None,
+    shards: ProcessTree | None = None,
 ) -> Measurement:
-    """Run `plan`; with `server`, read its CPU over the recorded part and watch its RSS."""
+    """Run `plan`; with `server`, read its CPU over the recorded part and watch its RSS;
+    with `shards`, read theirs too (they share the machine's cores with the server)."""
     if server is None:
         return Measurement(name, plan, await run_load(plan, tick))
     watcher = asyncio.create_task(server.watch_rss())
-    cpu_before = 0.0
+    cpu_before = shards_before = 0.0
 
     def measuring() -> None:
-        nonlocal cpu_before
+        nonlocal cpu_before, shards_before
         cpu_before = server.cpu_seconds()
+        shards_before = 0.0 if shards is None else shards.cpu_seconds()
 
     try:
         recording = await run_load(plan, tick, measuring)
         cpu_s = server.cpu_seconds() - cpu_before
+        shards_cpu_s = None if shards is None else shards.cpu_seconds() - shards_before
     finally:
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
-    return Measurement(name, plan, recording, cpu_s, server.peak_rss)
+    return Measurement(name, plan, recording, cpu_s, server.peak_rss, shards_cpu_s)
 
 
 def _cdf(recording: Recording) -> list[tuple[float, float]]:

@@ -26,6 +26,7 @@ class Recording:
     failures: Counter[str] = field(default_factory=Counter)
     partial: int = 0
     elapsed_s: float = 0.0
+    warmup_sent: int = 0  # requests sent before recording began
 
     def answered(self, status: int, seconds: float, partial: bool) -> None:
         micros = _micros(seconds)

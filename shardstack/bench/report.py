@@ -17,6 +17,7 @@ def table(
     """One row per measurement; for each name in `ratios_to`, throughput as a multiple of it."""
     by_name = {m.name: m for m in measurements}
     bases = [name for name in ratios_to if name in by_name]
+    with_shards = any(m.shards_cpu_s is not None for m in measurements)
     header = [
         "variant",
         "answers/s",
@@ -24,6 +25,7 @@ def table(
         "errors",
         "CPU ms/answer",
         "peak RSS MiB",
+        *(["shards CPU ms/answer", "shard calls/request"] if with_shards else []),
         *(f"x {name}" for name in bases),
     ]
     rows = []
@@ -36,12 +38,21 @@ def table(
                 f"{m.recording.throughput():.1f}",
                 *(_ms(percentiles[p]) for p in PERCENTILES),
                 errors(m),
-                "-" if cpu is None else f"{cpu:.2f}",
+                _number(cpu),
                 "-" if m.peak_rss is None else f"{m.peak_rss / MIB:.0f}",
+                *(
+                    [_number(m.shards_cpu_ms_per_answer()), _number(m.shard_calls_per_request())]
+                    if with_shards
+                    else []
+                ),
                 *(_ratio(m, by_name[name]) for name in bases),
             ]
         )
     return _markdown(header, rows) if markdown else _aligned(header, rows)
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def _ms(value: float) -> str:

@@ -28,11 +28,11 @@ class Variant:
     spec: Callable[[Stack], ProcessSpec]
 
 
-def _gateway(client: str) -> Callable[[Stack], ProcessSpec]:
+def _gateway(name: str, **settings: str) -> Callable[[Stack], ProcessSpec]:
     def spec(stack: Stack) -> ProcessSpec:
         gateway_spec = stack.gateway_spec
-        env = {**gateway_spec.env, "GATEWAY_UPSTREAM_CLIENT": client}
-        return dataclasses.replace(gateway_spec, name=f"gateway-{client}", env=env)
+        env = {**gateway_spec.env, **{f"GATEWAY_{key.upper()}": v for key, v in settings.items()}}
+        return dataclasses.replace(gateway_spec, name=name, env=env)
 
     return spec
 
@@ -62,11 +62,27 @@ def _app(
     return spec
 
 
+DEFAULT_VARIANTS = ("gateway-aiohttp", "gateway-httpx", "seed", "floor")
+TAIL_VARIANTS = ("gateway-aiohttp", "gateway-hedged")
+
 VARIANTS: Mapping[str, Variant] = {
     variant.name: variant
     for variant in (
-        Variant("gateway-aiohttp", "this gateway, aiohttp client", _gateway("aiohttp")),
-        Variant("gateway-httpx", "this gateway, httpx client", _gateway("httpx")),
+        Variant(
+            "gateway-aiohttp",
+            "this gateway, aiohttp client",
+            _gateway("gateway-aiohttp", upstream_client="aiohttp"),
+        ),
+        Variant(
+            "gateway-httpx",
+            "this gateway, httpx client",
+            _gateway("gateway-httpx", upstream_client="httpx"),
+        ),
+        Variant(
+            "gateway-hedged",
+            "this gateway, aiohttp client, hedging after each shard's p95 (budget 10 %)",
+            _gateway("gateway-hedged", upstream_client="aiohttp", hedge="true"),
+        ),
         Variant(
             "seed",
             "the seed pattern: FastAPI, one httpx.AsyncClient (limits 200), semaphore 100",

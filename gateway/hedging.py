@@ -1,0 +1,97 @@
+"""Hedged shard calls ("The Tail at Scale", Dean and Barroso, 2013): when a shard has not
+answered by its own recent p95, send the same call again and take whichever answers
+first. A budget caps the extra calls at a fraction of all calls, as Envoy's and
+Finagle's retry budgets do.
+
+Our own small code: no asyncio library offers hedging, and the pieces (a rolling
+quantile per shard and a token bucket) are a few lines each.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+
+from gateway.metrics import GatewayMetrics
+from gateway.permits import Permits
+
+
+class LatencyTracker:
+    """One shard's recent answer times and the quantile to hedge after.
+
+    The quantile is recomputed every `refresh_every` observations from the last
+    `window`, and is None until `min_samples` answers have been seen.
+    """
+
+    def __init__(
+        self, quantile: float, window: int = 512, refresh_every: int = 32, min_samples: int = 50
+    ) -> None:
+        self._quantile = quantile
+        self._samples: deque[float] = deque(maxlen=window)
+        self._refresh_every = refresh_every
+        self._min_samples = min_samples
+        self._until_refresh = refresh_every
+        self.threshold_s: float | None = None
+
+    def observe(self, seconds: float) -> None:
+        self._samples.append(seconds)
+        self._until_refresh -= 1
+        if self._until_refresh <= 0:
+            self._until_refresh = self._refresh_every
+            if len(self._samples) >= self._min_samples:
+                ordered = sorted(self._samples)
+                self.threshold_s = ordered[
+                    min(len(ordered) - 1, int(self._quantile * len(ordered)))
+                ]
+
+
+class HedgeBudget:
+    """Every call earns `ratio` of a hedge; a hedge spends one. So hedges stay at most
+    `ratio` x calls + `burst` over any stretch of time."""
+
+    def __init__(self, ratio: float, burst: float = 20.0) -> None:
+        self._ratio = ratio
+        self._burst = burst
+        self._tokens = burst
+
+    def earn(self) -> None:
+        self._tokens = min(self._burst, self._tokens + self._ratio)
+
+    def try_spend(self) -> bool:
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
+        return True
+
+
+class Hedging:
+    """Per worker: each shard's threshold, one budget, and the hedge counters."""
+
+    def __init__(
+        self, shard_ids: Iterable[int], quantile: float, budget: float, metrics: GatewayMetrics
+    ) -> None:
+        self._trackers = {shard_id: LatencyTracker(quantile) for shard_id in shard_ids}
+        self._budget = HedgeBudget(budget)
+        self._metrics = metrics
+
+    def threshold_s(self, shard_id: int) -> float | None:
+        return self._trackers[shard_id].threshold_s
+
+    def called(self, shard_id: int, ok: bool, seconds: float) -> None:
+        """Every call earns budget; answers that came back ok teach the threshold."""
+        self._budget.earn()
+        if ok:
+            self._trackers[shard_id].observe(seconds)
+
+    async def may_hedge(self, permits: Permits) -> bool:
+        """A hedge needs a permit free now and budget; the caller releases the permit."""
+        if await permits.try_acquire():
+            if self._budget.try_spend():
+                self._metrics.hedges_sent.inc()
+                return True
+            permits.release()
+        self._metrics.hedges_denied.inc()
+        return False
+
+    def won(self) -> None:
+        self._metrics.hedges_won.inc()

@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: up test lint typecheck unit constraints clean
+.PHONY: up test lint typecheck unit benchmarks constraints clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ typecheck: $(BIN)/.installed
 
 unit: $(BIN)/.installed
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Regenerate docs/benchmarks.md and its plot (about 8 minutes; needs wrk).
+benchmarks: $(BIN)/.installed
+	$(BIN)/python benchmarks/report.py $(ARGS)
 
 # Re-pin every dependency to the newest versions allowed by pyproject.toml.
 constraints:

@@ -27,8 +27,9 @@ class ProcessTree:
     def listening_on(cls, port: int) -> ProcessTree | None:
         """The processes serving `port` on this machine, or None if none is found here.
 
-        Every gunicorn worker shares the master's listening socket, so the topmost
-        listener among them is the root.
+        Every gunicorn worker shares the master's listening socket, but the kernel's
+        table names one holder per socket; so from each holder found, the root is the
+        highest ancestor that holds a listener on the port too.
         """
         pids: set[int] = set()
         with contextlib.suppress(psutil.AccessDenied):
@@ -39,7 +40,11 @@ class ProcessTree:
                     pids.add(conn.pid)
         if not pids:
             return None
-        roots = {pid for pid in pids if _parent(pid) not in pids}
+        roots = set()
+        for pid in pids:
+            while (parent := _parent(pid)) is not None and _listens(parent, port):
+                pid = parent
+            roots.add(pid)
         return cls(roots)
 
     @classmethod
@@ -80,6 +85,17 @@ class ProcessTree:
         while True:
             await asyncio.to_thread(self.rss_bytes)
             await asyncio.sleep(every_s)
+
+
+def _listens(pid: int, port: int) -> bool:
+    try:
+        connections = psutil.Process(pid).net_connections(kind="tcp")
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+    return any(
+        conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port
+        for conn in connections
+    )
 
 
 def _parent(pid: int) -> int | None:

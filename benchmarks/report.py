@@ -1,0 +1,252 @@
+"""Regenerate docs/benchmarks.md and docs/benchmarks.png: every figure from one run.
+
+    .venv/bin/python benchmarks/report.py            # about 8 minutes on 2 cores
+    .venv/bin/python benchmarks/report.py --quick    # shorter runs, for a look
+
+Each experiment is the `shardstack` CLI as a user runs it (`shardstack bench --compare`,
+`--tail`, `shardstack up` loaded by `shardstack bench` and by wrk); this script only
+starts them, reads their JSON and writes the page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import matplotlib
+import orjson
+import psutil
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+SHARDSTACK = [sys.executable, "-m", "shardstack"]
+GATEWAY = "http://127.0.0.1:8000"
+MIB = 1024 * 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short runs (figures are rougher)")
+    args = parser.parse_args()
+    duration, rounds = ("5s", 1) if args.quick else ("10s", 3)
+    work = Path(tempfile.mkdtemp(prefix="shardstack-report-"))
+    started = time.monotonic()
+
+    compare = _bench(work / "compare.json", "--compare", "--latency", "fixed:1",
+                     "-d", duration, "--rounds", str(rounds))  # fmt: skip
+    tail = _bench(work / "tail.json", "--tail", "-d", "30s" if not args.quick else "10s")
+    generator = _generator_check(duration)
+    half = _half_saturation(duration)
+    memory = _stack_memory(duration)
+
+    _plot(compare, tail, DOCS / "benchmarks.png")
+    page = _page(compare, tail, generator, half, memory, time.monotonic() - started, args.quick)
+    (DOCS / "benchmarks.md").write_text(page)
+    print(f"wrote {DOCS / 'benchmarks.md'} and {DOCS / 'benchmarks.png'}", file=sys.stderr)
+
+
+def _bench(json_path: Path, *args: str) -> dict[str, Any]:
+    """`shardstack bench ARGS --json`; the table it prints and its results by variant."""
+    command = [*SHARDSTACK, "bench", *args, "--json", str(json_path)]
+    print("$ shardstack bench " + " ".join(args), file=sys.stderr)
+    table = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout
+    print(table, file=sys.stderr)
+    results = orjson.loads(json_path.read_bytes())
+    return {"command": "shardstack bench " + " ".join(args), "table": table.rstrip(),
+            "results": {result["name"]: result for result in results}}  # fmt: skip
+
+
+@contextlib.contextmanager
+def _stack(*args: str) -> Iterator[subprocess.Popen[bytes]]:
+    """`shardstack up ARGS` until the block ends, stopped as Ctrl-C would."""
+    process = subprocess.Popen(
+        [*SHARDSTACK, "up", "--no-prometheus", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{GATEWAY}/readyz", timeout=2).status_code == 200:
+                    break
+            if process.poll() is not None:
+                raise RuntimeError(f"shardstack up {' '.join(args)} exited")
+            time.sleep(0.5)
+        else:
+            raise RuntimeError("the stack did not become ready in 90 s")
+        time.sleep(2)  # every gunicorn worker up, not only the first
+        yield process
+    finally:
+        os.killpg(process.pid, signal.SIGINT)
+        process.wait(timeout=60)
+
+
+def _generator_check(duration: str) -> dict[str, Any]:
+    """The same target, 32 connections, loaded by wrk and by `shardstack bench` in turn."""
+    seconds = duration.rstrip("s")
+    with _stack("--workers", "1", "--latency", "fixed:1"):
+        wrk = subprocess.run(
+            ["wrk", "-t1", "-c32", f"-d{seconds}s", f"{GATEWAY}/api/aggregate"],
+            check=True, stdout=subprocess.PIPE, text=True,
+        ).stdout  # fmt: skip
+        ours = _bench(_scratch(), GATEWAY, "-c", "32", "-d", duration)
+    wrk_rate = float(re.search(r"Requests/sec:\s+([\d.]+)", wrk).group(1))  # type: ignore[union-attr]
+    return {"wrk": wrk_rate, "bench": ours["results"]["gateway"]["throughput"], "wrk_out": wrk}
+
+
+def _half_saturation(duration: str) -> dict[str, Any]:
+    """20 shards at a fixed 10 ms, 2 workers: the gateway's saturation rate (closed loop),
+    then half of it as an open loop, against the gateway and the floor in turn."""
+    common = ("--compare", "--latency", "fixed:10", "--workers", "2")
+    saturated = _bench(_scratch(), *common, "--variants", "gateway-aiohttp", "-c", "64",
+                       "-d", duration)["results"]["gateway-aiohttp"]  # fmt: skip
+    rate = round(saturated["throughput"] / 2)
+    half = _bench(_scratch(), *common, "--variants", "gateway-aiohttp,floor",
+                  "--rate", str(rate), "-d", "20s")  # fmt: skip
+    idle = _bench(_scratch(), *common, "--variants", "gateway-aiohttp,floor",
+                  "--rate", "5", "-d", duration)  # fmt: skip
+    return {"saturation": saturated["throughput"], "rate": rate, "idle": idle, **half}
+
+
+def _scratch() -> Path:
+    return Path(tempfile.mkdtemp(prefix="shardstack-report-")) / "results.json"
+
+
+def _stack_memory(duration: str) -> dict[str, Any]:
+    """The whole local stack (20 shards, gateway with 2 workers) under load: total RSS."""
+    with _stack("--latency", "fixed:1") as process:
+        root = psutil.Process(process.pid)
+        peak = 0
+        load = subprocess.Popen(
+            [*SHARDSTACK, "bench", GATEWAY, "-c", "32", "-d", duration],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        while load.poll() is None:
+            tree = [root, *root.children(recursive=True)]
+            total = 0
+            for member in tree:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    if member.pid != load.pid:
+                        total += member.memory_info().rss
+            peak = max(peak, total)
+            time.sleep(0.2)
+        processes = len(root.children(recursive=True))
+    return {"peak_rss": peak, "processes": processes}
+
+
+def _plot(compare: dict[str, Any], tail: dict[str, Any], path: Path) -> None:
+    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for axes, experiment, title in (
+        (left, compare, "Aggregate latency, closed loop at saturation"),
+        (right, tail, "Heavy-tailed shards: without and with hedging"),
+    ):
+        for name, result in experiment["results"].items():
+            points = result["latency_cdf_ms"]
+            axes.plot([p[0] for p in points], [p[1] for p in points], label=name)
+        axes.set_xscale("log")
+        axes.set_xlabel("latency (ms, log scale)")
+        axes.set_ylabel("fraction of requests at or below")
+        axes.set_title(title)
+        axes.grid(True, which="both", alpha=0.3)
+        axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+def _page(
+    compare: dict[str, Any],
+    tail: dict[str, Any],
+    generator: dict[str, Any],
+    half: dict[str, Any],
+    memory: dict[str, Any],
+    took_s: float,
+    quick: bool,
+) -> str:
+    c = compare["results"]
+    gateway, seed, floor = c["gateway-aiohttp"], c["seed"], c["floor"]
+    t = tail["results"]
+    plain, hedged = t["gateway-aiohttp"], t["gateway-hedged"]
+    p = half["results"]["gateway-aiohttp"]["latency_ms"]
+    floor_p = half["results"]["floor"]["latency_ms"]
+    extra = hedged["shard_calls_per_request"] / plain["shard_calls_per_request"] - 1
+    machine = (
+        f"{platform.machine()}, {psutil.cpu_count()} cores, "
+        f"{psutil.virtual_memory().total / 2**30:.0f} GiB, Python {platform.python_version()}, "
+        f"{_os_name()}"
+    )
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "**not met**"
+
+    floor_ratio = gateway["throughput"] / floor["throughput"]
+    seed_ratio = gateway["throughput"] / seed["throughput"]
+    tail_ratio = plain["latency_ms"]["99.0"] / hedged["latency_ms"]["99.0"]
+    return _TEMPLATE.format(
+        machine=machine,
+        took=f"{took_s / 60:.0f}",
+        quick=" (`--quick`: shorter runs than the defaults)" if quick else "",
+        compare_command=compare["command"],
+        compare_table=compare["table"],
+        floor_ratio=f"{floor_ratio:.2f}",
+        seed_ratio=f"{seed_ratio:.1f}",
+        cpu_ratio=f"{seed['cpu_ms_per_answer'] / gateway['cpu_ms_per_answer']:.1f}",
+        shards_cpu=f"{gateway['shards_cpu_ms_per_answer']:.1f}",
+        floor_over_seed=f"{floor['throughput'] / seed['throughput']:.1f}",
+        floor_verdict=verdict(floor_ratio >= 0.8),
+        seed_verdict=verdict(seed_ratio >= 20),
+        saturation=f"{half['saturation']:.0f}",
+        half_rate=half["rate"],
+        half_p50=f"{p['50.0']:.1f}",
+        half_p99=f"{p['99.0']:.1f}",
+        floor_p50=f"{floor_p['50.0']:.1f}",
+        floor_p99=f"{floor_p['99.0']:.1f}",
+        half_table=half["table"],
+        idle_table=half["idle"]["table"],
+        half_verdict=verdict(p["50.0"] <= 12 and p["99.0"] <= 20),
+        tail_command=tail["command"],
+        tail_table=tail["table"],
+        tail_ratio=f"{tail_ratio:.1f}",
+        extra=f"{extra * 100:.1f}",
+        tail_verdict=verdict(tail_ratio >= 5 and extra <= 0.10),
+        rss=f"{memory['peak_rss'] / MIB:.0f}",
+        processes=memory["processes"],
+        rss_verdict=verdict(memory["peak_rss"] < 1024 * MIB),
+        wrk=f"{generator['wrk']:.1f}",
+        ours=f"{generator['bench']:.1f}",
+        generator_ratio=f"{generator['bench'] / generator['wrk']:.2f}",
+    )
+
+
+def _os_name() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                return line.partition("=")[2].strip('"')
+    return platform.system()
+
+
+_TEMPLATE = (Path(__file__).with_name("report_template.md")).read_text()
+
+
+if __name__ == "__main__":
+    if shutil.which("wrk") is None:
+        sys.exit("report.py: wrk is needed (Debian: apt-get install wrk)")
+    main()

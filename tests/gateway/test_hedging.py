@@ -1,0 +1,126 @@
+"""Hedged shard calls: the pieces on their own, then the gateway (in process) against real
+shard processes where one shard is sometimes slow."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from starlette.testclient import TestClient
+
+from gateway.app import create_app
+from gateway.hedging import HedgeBudget, LatencyTracker
+from gateway.settings import GatewaySettings
+from tests.conftest import ADMIN, ADMIN_TOKEN, StartShard
+
+SHARDS = 4
+SLOW_SHARD = 2
+SLOW_MS = 250
+WARM_AGGREGATES = 70  # past the tracker's 50 samples and its refresh every 32
+MEASURED_AGGREGATES = 60
+
+
+def test_the_threshold_is_the_quantile_of_recent_answers_once_there_are_enough() -> None:
+    tracker = LatencyTracker(0.95, window=100, refresh_every=10, min_samples=50)
+    for ms in range(1, 41):
+        tracker.observe(ms / 1000)
+    assert tracker.threshold_s is None
+    for ms in range(41, 101):
+        tracker.observe(ms / 1000)
+    assert tracker.threshold_s == pytest.approx(0.096)
+    for _ in range(100):  # the window forgets the old answers
+        tracker.observe(0.002)
+    assert tracker.threshold_s == pytest.approx(0.002)
+
+
+def test_the_budget_allows_at_most_its_ratio_of_calls_plus_the_burst() -> None:
+    budget = HedgeBudget(0.1, burst=5)
+    spent = 0
+    for _ in range(1000):
+        budget.earn()
+        spent += budget.try_spend()
+    assert spent == 5 + 100 - 1  # the burst, then one per ten calls (the last not yet earned)
+    assert not budget.try_spend()
+
+
+@pytest.fixture(scope="module")
+def shard_urls(start_shard: StartShard) -> list[str]:
+    return [start_shard(shard_id, "fixed:1").url for shard_id in range(SHARDS)]
+
+
+def _gateway(shard_urls: list[str], hedge: bool) -> TestClient:
+    settings = GatewaySettings(
+        shard_urls=tuple(shard_urls),
+        shard_admin_port_offset=1,  # tests.conftest.start_shard: admin = port + 1
+        admin_token=ADMIN_TOKEN,
+        shard_timeout_ms=2000,
+        hedge=hedge,
+    )
+    return TestClient(create_app(settings))
+
+
+def _slow_shard_latencies(client: TestClient) -> list[float]:
+    for _ in range(WARM_AGGREGATES):
+        assert client.get("/api/aggregate").status_code == 200
+    fault = {"shards": [SLOW_SHARD], "kind": "latency", "latency": f"fixed:{SLOW_MS}",
+             "probability": 0.3}  # fmt: skip
+    assert client.post("/admin/faults", json=fault, headers=ADMIN).status_code == 201
+    latencies = []
+    try:
+        for _ in range(MEASURED_AGGREGATES):
+            body = client.get("/api/aggregate").json()
+            assert body["status"] == "complete", body
+            latencies.append(body["shards"][SLOW_SHARD]["latency_ms"])
+    finally:
+        assert client.delete("/admin/faults", headers=ADMIN).status_code == 200
+    return sorted(latencies)
+
+
+def _metrics(client: TestClient) -> dict[str, float]:
+    text = client.get("/metrics").text
+    return {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if not sample.labels
+    }
+
+
+@pytest.fixture(scope="module")
+def hedged(shard_urls: list[str]) -> Iterator[tuple[list[float], dict[str, float]]]:
+    with _gateway(shard_urls, hedge=True) as client:
+        latencies = _slow_shard_latencies(client)
+        yield latencies, _metrics(client)
+
+
+def test_hedging_answers_for_a_sometimes_slow_shard_without_waiting_for_it(
+    shard_urls: list[str], hedged: tuple[list[float], dict[str, float]]
+) -> None:
+    with _gateway(shard_urls, hedge=False) as client:
+        plain = _slow_shard_latencies(client)
+    latencies, _ = hedged
+    p90 = int(0.9 * MEASURED_AGGREGATES)
+    # About 30 % of plain calls take 250 ms; hedged, a slow call is answered by the backup.
+    assert plain[p90] >= SLOW_MS
+    assert latencies[p90] < SLOW_MS / 2, latencies
+
+
+def test_hedges_are_counted_capped_and_give_their_permits_back(
+    hedged: tuple[list[float], dict[str, float]],
+) -> None:
+    _, metrics = hedged
+    calls = (WARM_AGGREGATES + MEASURED_AGGREGATES) * SHARDS
+    sent, won = metrics["gateway_hedges_sent_total"], metrics["gateway_hedges_won_total"]
+    assert 0 < won <= sent <= 0.1 * calls + 20
+    assert metrics["gateway_semaphore_in_use"] == 0
+    assert metrics["gateway_aggregates_in_flight"] == 0
+
+
+def test_hedging_is_off_unless_asked_for(shard_urls: list[str]) -> None:
+    with _gateway(shard_urls, hedge=False) as client:
+        for _ in range(WARM_AGGREGATES):
+            client.get("/api/aggregate")
+        metrics: dict[str, Any] = _metrics(client)
+    assert metrics["gateway_hedges_sent_total"] == 0

@@ -1,0 +1,148 @@
+"""`shardstack bench` as a user runs it: against a real `shardstack up`, and `--compare`
+starting real shards, the gateway, the seed pattern and the floor on loopback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from shard_sim.settings import ADMIN_PORT_OFFSET
+from tests.conftest import free_port, free_port_block
+from tests.e2e.conftest import RunningStack, StartStack, listening
+from tests.e2e.observe import scrape
+
+pytestmark = pytest.mark.e2e
+
+
+def _bench(*args: str, timeout_s: float = 240) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "shardstack", "bench", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        env={**os.environ, "SHARDSTACK_GATEWAY": ""},
+    )
+
+
+def _results(path: Path) -> dict[str, dict[str, Any]]:
+    return {result["name"]: result for result in orjson.loads(path.read_bytes())}
+
+
+def _aggregates(stack: RunningStack) -> float:
+    return scrape(stack.gateway_url).total("gateway_aggregate_requests_total")
+
+
+def test_a_closed_loop_run_reports_what_the_gateway_served(
+    start: StartStack, tmp_path: Path
+) -> None:
+    stack = start("--workers", "2", "--latency", "fixed:2", shards=3)
+    before = _aggregates(stack)
+    out = tmp_path / "run.json"
+    run = _bench(stack.gateway_url, "-c", "4", "-d", "2s", "--warmup", "500ms",
+                 "--json", str(out))  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    result = _results(out)["gateway"]
+    # The gateway answered the warm-up and the recorded part; nothing was lost.
+    assert result["errors"] == {}
+    assert result["answers"] == result["sent"] > 0
+    served = _aggregates(stack) - before
+    assert result["answers"] < served <= result["answers"] + 4 * 500  # warm-up on top
+    latency = result["latency_ms"]
+    assert 2.0 <= latency["50.0"] <= latency["90.0"] <= latency["99.0"] <= latency["99.9"]
+    # CPU and memory of the master and both workers, read from /proc.
+    assert result["cpu_s"] > 0
+    assert result["cpu_ms_per_answer"] > 0
+    assert 30 * 2**20 < result["peak_rss_bytes"] < 1024 * 2**20
+    assert "answers/s" in run.stdout
+    assert "CPU ms/answer" in run.stdout
+    assert result["latency_cdf_ms"][-1][1] == 1.0
+
+
+def test_an_open_loop_keeps_its_rate_and_counts_latency_from_when_each_was_due(
+    start: StartStack, tmp_path: Path
+) -> None:
+    # Each aggregate takes 200 ms and one connection serves them one at a time, so
+    # requests due every 50 ms queue: timed from when they were due, their latency grows
+    # far past 200 ms. A closed loop on one connection would show 200 ms throughout.
+    stack = start("--latency", "fixed:200", shards=2)
+    out = tmp_path / "open.json"
+    run = _bench(stack.gateway_url, "--rate", "20", "-c", "1", "-d", "2s", "--warmup", "0",
+                 "--json", str(out))  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    result = _results(out)["gateway"]
+    assert result["sent"] == 40  # 20/s for 2 s, whatever the server did
+    assert result["errors"] == {}
+    assert result["latency_ms"]["99.0"] > 1000
+
+    closed = tmp_path / "closed.json"
+    run = _bench(stack.gateway_url, "-c", "1", "-d", "2s", "--warmup", "0", "--json", str(closed))
+    assert run.returncode == 0, run.stderr
+    assert _results(closed)["gateway"]["latency_ms"]["99.0"] < 600
+
+
+def test_failures_are_reported_by_kind_and_no_answer_at_all_fails_the_command(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    out = tmp_path / "down.json"
+    run = _bench(f"http://127.0.0.1:{port}", "-d", "500ms", "--warmup", "0", "--json", str(out))
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines()[-1].startswith("shardstack: no answers: connect error")
+    assert "Traceback" not in run.stderr
+    result = _results(out)["gateway"]
+    assert result["answers"] == 0
+    assert result["errors"]["connect error"] == result["sent"] > 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--duration", "soon"], "--duration: 'soon' is not a duration"),
+        (["--duration", "0"], "--duration: must be more than 0"),
+        (["--rate", "-5"], "--rate"),
+        (["-c", "0"], "--connections"),
+        (["ftp://127.0.0.1:1"], "URL: 'ftp://127.0.0.1:1' is not an http:// URL"),
+        (["--variants", "seed"], "--variants needs --compare or --tail"),
+        (["--compare", "--variants", "gateway,nginx"], "--variants: unknown gateway, nginx"),
+        (["--compare", "http://127.0.0.1:1"], "give no URL"),
+    ],
+)
+def test_bad_input_is_one_line_and_sends_nothing(args: list[str], message: str) -> None:
+    run = _bench(*args, timeout_s=30)
+    assert run.returncode == 2, run.stderr
+    [line] = run.stderr.strip().splitlines()
+    assert message in line
+
+
+def test_compare_runs_each_variant_on_the_same_shards_and_gives_ratios(tmp_path: Path) -> None:
+    shards = 3
+    base = free_port_block(shards, also_at=ADMIN_PORT_OFFSET)
+    port = free_port()
+    out = tmp_path / "compare.json"
+    run = _bench(
+        "--compare", "--variants", "gateway-aiohttp,seed,floor", "--shards", str(shards),
+        "--port", str(port), "--shard-base-port", str(base), "--latency", "fixed:1",
+        "-c", "4", "-d", "1s", "--warmup", "500ms", "--json", str(out),
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    results = _results(out)
+    assert list(results) == ["gateway-aiohttp", "seed", "floor"]
+    for result in results.values():
+        assert result["errors"] == {}, result
+        assert result["answers"] > 0
+        assert result["cpu_ms_per_answer"] > 0
+        assert result["shards_cpu_ms_per_answer"] > 0
+        # The shards' own counters: exactly one call per shard per request, no more.
+        assert result["shard_calls_per_request"] == pytest.approx(shards)
+    header, *rows = run.stdout.strip().splitlines()
+    assert header.split()[-4:] == ["x", "seed", "x", "floor"]
+    floor_row = next(row for row in rows if row.startswith("floor"))
+    assert floor_row.split()[-1] == "1.00"
+    # Everything it started is gone.
+    assert not any(listening(p) for p in (port, base, base + shards - 1))

@@ -100,16 +100,56 @@ def _stack(*args: str) -> Iterator[subprocess.Popen[bytes]]:
 
 
 def _generator_check(duration: str) -> dict[str, Any]:
-    """The same target, 32 connections, loaded by wrk and by `shardstack bench` in turn."""
-    seconds = duration.rstrip("s")
-    with _stack("--workers", "1", "--latency", "fixed:1"):
-        wrk = subprocess.run(
-            ["wrk", "-t1", "-c32", f"-d{seconds}s", f"{GATEWAY}/api/aggregate"],
-            check=True, stdout=subprocess.PIPE, text=True,
-        ).stdout  # fmt: skip
+    """The same target, 32 connections, loaded by wrk and by `shardstack bench` in turn;
+    then the gateway's worker is profiled with py-spy while wrk loads it again."""
+    seconds = int(duration.rstrip("s"))
+    with _stack("--workers", "1", "--latency", "fixed:1") as process:
+        [master] = [p for p in psutil.Process(process.pid).children() if "gunicorn" in p.name()
+                    or "gunicorn" in " ".join(p.cmdline())]  # fmt: skip
+        [worker] = master.children()
+        wrk_command = ["wrk", "-t1", "-c32", f"-d{seconds}s", f"{GATEWAY}/api/aggregate"]
+        wrk_out = subprocess.run(wrk_command, check=True, stdout=subprocess.PIPE, text=True).stdout
         ours = _bench(_scratch(), GATEWAY, "-c", "32", "-d", duration)
-    wrk_rate = float(re.search(r"Requests/sec:\s+([\d.]+)", wrk).group(1))  # type: ignore[union-attr]
-    return {"wrk": wrk_rate, "bench": ours["results"]["gateway"]["throughput"], "wrk_out": wrk}
+        # Profiled on a third run: sampling slows the worker a little.
+        profile = _scratch().with_suffix(".txt")
+        wrk = subprocess.Popen(wrk_command, stdout=subprocess.DEVNULL)
+        time.sleep(1)
+        subprocess.run(
+            [str(Path(sys.executable).with_name("py-spy")), "record", "--nonblocking",
+             "-d", str(seconds - 2), "-r", "250", "-f", "raw", "-o", str(profile),
+             "-p", str(worker.pid)],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        wrk.wait()
+    wrk_rate = float(re.search(r"Requests/sec:\s+([\d.]+)", wrk_out).group(1))  # type: ignore[union-attr]
+    return {"wrk": wrk_rate, "bench": ours["results"]["gateway"]["throughput"],
+            "profile": _profile_shares(profile)}  # fmt: skip
+
+
+# Where a worker's time goes, by the first rule that matches a sampled stack.
+_PROFILE_PARTS = (
+    ("prometheus-client (metrics)", ("prometheus_client",)),
+    ("aiohttp client: building and sending requests", ("AiohttpUpstream",)),
+    ("fan-out: timeouts, permits, results, JSON parsing", ("FanOut",)),
+    ("FastAPI / Starlette: routing, validation, the aggregate route", ("fastapi", "starlette")),
+    ("aiohttp client: reading answers off the sockets", ("aiohttp",)),
+    ("uvicorn: the gateway's own HTTP", ("uvicorn/protocols",)),
+)
+
+
+def _profile_shares(path: Path) -> list[tuple[str, float]]:
+    """Shares of the worker's busy samples (its event loop thread; idle threads left out)."""
+    counts: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, samples = line.rpartition(" ")
+        if "WorkerThread" in stack:  # anyio's idle thread pool
+            continue
+        total += int(samples)
+        part = next((name for name, marks in _PROFILE_PARTS if any(m in stack for m in marks)),
+                    "the event loop itself (uvloop, in C)")  # fmt: skip
+        counts[part] = counts.get(part, 0) + int(samples)
+    return sorted(((name, n / total) for name, n in counts.items()), key=lambda x: -x[1])
 
 
 def _half_saturation(duration: str) -> dict[str, Any]:
@@ -131,25 +171,30 @@ def _scratch() -> Path:
 
 
 def _stack_memory(duration: str) -> dict[str, Any]:
-    """The whole local stack (20 shards, gateway with 2 workers) under load: total RSS."""
+    """The whole local stack (launcher, 20 shards, gateway with 2 workers) under load.
+
+    PSS (proportional set size) splits each shared page among the processes that map
+    it, so its sum is the stack's memory; the RSS sum counts shared pages (the
+    interpreter, libraries, what gunicorn workers share with their master) once per
+    process, and is shown beside it.
+    """
     with _stack("--latency", "fixed:1") as process:
         root = psutil.Process(process.pid)
-        peak = 0
+        peak_pss = peak_rss = 0
         load = subprocess.Popen(
             [*SHARDSTACK, "bench", GATEWAY, "-c", "32", "-d", duration],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         while load.poll() is None:
-            tree = [root, *root.children(recursive=True)]
-            total = 0
-            for member in tree:
+            pss = rss = 0
+            for member in [root, *root.children(recursive=True)]:
                 with contextlib.suppress(psutil.NoSuchProcess):
-                    if member.pid != load.pid:
-                        total += member.memory_info().rss
-            peak = max(peak, total)
-            time.sleep(0.2)
-        processes = len(root.children(recursive=True))
-    return {"peak_rss": peak, "processes": processes}
+                    memory = member.memory_full_info()
+                    pss, rss = pss + memory.pss, rss + memory.rss
+            peak_pss, peak_rss = max(peak_pss, pss), max(peak_rss, rss)
+            time.sleep(0.5)
+        processes = 1 + len(root.children(recursive=True))
+    return {"peak_pss": peak_pss, "peak_rss": peak_rss, "processes": processes}
 
 
 def _plot(compare: dict[str, Any], tail: dict[str, Any], path: Path) -> None:
@@ -226,12 +271,18 @@ def _page(
         tail_ratio=f"{tail_ratio:.1f}",
         extra=f"{extra * 100:.1f}",
         tail_verdict=verdict(tail_ratio >= 5 and extra <= 0.10),
+        pss=f"{memory['peak_pss'] / MIB:.0f}",
         rss=f"{memory['peak_rss'] / MIB:.0f}",
         processes=memory["processes"],
-        rss_verdict=verdict(memory["peak_rss"] < 1024 * MIB),
+        memory_verdict=verdict(memory["peak_pss"] < 1024 * MIB),
         wrk=f"{generator['wrk']:.1f}",
         ours=f"{generator['bench']:.1f}",
         generator_ratio=f"{generator['bench'] / generator['wrk']:.2f}",
+        profile="\n".join(
+            f"| {name} | {share * 100:.0f} % |" for name, share in generator["profile"]
+        ),
+        gateway_cpu=f"{gateway['cpu_ms_per_answer']:.2f}",
+        floor_cpu=f"{floor['cpu_ms_per_answer']:.2f}",
     )
 
 

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 import tempfile
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 import orjson
+import uvloop
 
 from shard_sim.latency import LatencyModel, parse_latency
 from shardstack.bench import report
@@ -225,7 +226,7 @@ def bench(
         click.echo(
             f"{target}: {load.describe()}, {duration:g}s after {warmup:g}s warm-up", err=True
         )
-        result = asyncio.run(measure("gateway", load, server, Progress("load", duration)))
+        result = uvloop.run(measure("gateway", load, server, Progress("load", duration)))
         if server is None:
             click.echo("(the server is not on this machine: no CPU or memory figures)", err=True)
         results = [result]
@@ -269,7 +270,7 @@ def _compare(
     latency: LatencyModel | None,
     port: int,
     shard_base_port: int,
-    load: Any,
+    load: Callable[[str], LoadPlan],
 ) -> list[Measurement]:
     picked = chosen([name.strip() for name in variants.split(",") if name.strip()])
     stack = plan(
@@ -283,7 +284,7 @@ def _compare(
     def ticks(label: str) -> Tick:
         return Progress(label, load(stack.gateway_url).duration_s)
 
-    return asyncio.run(
+    return uvloop.run(
         compare(
             stack, picked, load(stack.gateway_url + AGGREGATE_PATH), rounds, log_dir,
             lambda line: click.echo(line, err=True), ticks,

@@ -36,7 +36,7 @@ class Recording:
         self.statuses[status] += 1
         self.partial += partial
 
-    def failed(self, kind: str, seconds: float) -> None:
+    def failed(self, kind: str) -> None:
         self.failures[kind] += 1
 
     @property

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,6 +25,7 @@ from gateway.upstream import ConnectionHooks, create_upstream
 from shardstack import __version__
 from shardstack.admin_token import token_or_new
 from shardstack.problem import EXCEPTION_HANDLERS, problem_response
+from shardstack.tasks import cancel_and_wait
 from shardstack.validation import InvalidInput, field_errors
 
 _log = logging.getLogger("gateway")
@@ -62,9 +62,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 "gateway": GatewayState(settings, shards, upstream, fanout, admin, token, metrics)
             }
         finally:
-            sampler.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sampler
+            await cancel_and_wait(sampler)
             await admin.aclose()
             await upstream.aclose()
 

@@ -20,6 +20,7 @@ from shard_sim.settings import ShardSettings
 from shard_sim.state import NoListener, ShardState
 from shardstack.admin_token import token_or_new
 from shardstack.problem import EXCEPTION_HANDLERS
+from shardstack.tasks import cancel_and_wait
 
 _log = logging.getLogger("shard_sim")
 
@@ -36,9 +37,7 @@ def create_app(settings: ShardSettings | None = None) -> Starlette:
         try:
             yield
         finally:
-            watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watch
+            await cancel_and_wait(watch)
 
     app = Starlette(
         routes=[*data.ROUTES, *admin.ROUTES, *metrics.ROUTES],

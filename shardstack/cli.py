@@ -175,7 +175,8 @@ def main() -> None:
     """Entry point: run the CLI and turn every expected failure into one line."""
     try:
         cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo("shardstack: interrupted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
         _fail(exc.format_message(), exc.exit_code)

@@ -9,7 +9,6 @@ the same target.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from shardstack.bench.recording import Recording
+from shardstack.tasks import cancel_and_wait
 
 # The gateway answers `"status":"partial"` near the start of its body; so do the
 # comparison apps. Looking for it costs a substring search, not a JSON parse.
@@ -90,9 +90,7 @@ async def _phase(
     finally:
         recording.elapsed_s = time.perf_counter() - started
         if tick is not None and ticker is not None:
-            ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await ticker
+            await cancel_and_wait(ticker)
             tick(recording.elapsed_s, recording, True)
 
 

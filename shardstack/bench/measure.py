@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from dataclasses import dataclass
 from typing import Any
 
 from shardstack.bench.load import LoadPlan, Tick, run_load
 from shardstack.bench.processes import ProcessTree
 from shardstack.bench.recording import Recording
+from shardstack.tasks import cancel_and_wait
 
 
 @dataclass
@@ -86,9 +86,7 @@ async def measure(
         cpu_s = server.cpu_seconds() - cpu_before
         shards_cpu_s = None if shards is None else shards.cpu_seconds() - shards_before
     finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
+        await cancel_and_wait(watcher)
     return Measurement(name, plan, recording, cpu_s, server.peak_rss, shards_cpu_s)
 
 

@@ -4,8 +4,10 @@ starting real shards, the gateway, the seed pattern and the floor on loopback.""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -145,4 +147,28 @@ def test_compare_runs_each_variant_on_the_same_shards_and_gives_ratios(tmp_path:
     floor_row = next(row for row in rows if row.startswith("floor"))
     assert floor_row.split()[-1] == "1.00"
     # Everything it started is gone.
+    assert not any(listening(p) for p in (port, base, base + shards - 1))
+
+
+def test_ctrl_c_stops_a_comparison_and_everything_it_started(tmp_path: Path) -> None:
+    shards = 2
+    base = free_port_block(shards, also_at=ADMIN_PORT_OFFSET)
+    port = free_port()
+    errors = tmp_path / "stderr"
+    with errors.open("w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "shardstack", "bench", "--compare", "--shards", str(shards),
+             "--port", str(port), "--shard-base-port", str(base), "-d", "60s"],
+            stdout=subprocess.DEVNULL, stderr=stderr,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while "closed loop" not in errors.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(3)  # under load
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 130
+    finally:
+        process.kill()
+    assert errors.read_text().strip().splitlines()[-1] == "shardstack: interrupted"
     assert not any(listening(p) for p in (port, base, base + shards - 1))

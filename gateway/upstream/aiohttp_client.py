@@ -52,6 +52,11 @@ class AiohttpUpstream:
             auto_decompress=False,
             trust_env=False,
         )
+        # aiohttp silently sends an idempotent request again when a reused connection
+        # breaks. That would hide faults (a reset shard answering on the second try) and
+        # double shard calls no metric sees; whether to retry is the gateway's decision.
+        # There is no public switch; aiohttp's own test client turns it off the same way.
+        self._session._retry_connection = False
 
     async def get(
         self,

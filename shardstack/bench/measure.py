@@ -91,11 +91,12 @@ async def measure(
 
 
 def _cdf(recording: Recording) -> list[tuple[float, float]]:
-    """(latency ms, fraction at or below) at HdrHistogram's percentile steps, for plots."""
+    """(latency ms, fraction at or below) at every recorded value, for plots."""
     histogram = recording.latency
-    if histogram.get_total_count() == 0:
+    total = histogram.get_total_count()
+    if total == 0:
         return []
     return [
-        (item.value_iterated_to / 1000.0, item.percentile_level_iterated_to / 100.0)
-        for item in histogram.get_percentile_iterator(5)
+        (item.value_iterated_to / 1000.0, item.total_count_to_this_value / total)
+        for item in histogram.get_recorded_iterator()
     ]

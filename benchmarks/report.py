@@ -244,6 +244,7 @@ def _page(
     floor_ratio = gateway["throughput"] / floor["throughput"]
     seed_ratio = gateway["throughput"] / seed["throughput"]
     tail_ratio = plain["latency_ms"]["99.0"] / hedged["latency_ms"]["99.0"]
+    model_plain, model_hedged = _tail_model(0.99, hedged=False), _tail_model(0.99, hedged=True)
     return _TEMPLATE.format(
         machine=machine,
         took=f"{took_s / 60:.0f}",
@@ -271,6 +272,12 @@ def _page(
         tail_ratio=f"{tail_ratio:.1f}",
         extra=f"{extra * 100:.1f}",
         tail_verdict=verdict(tail_ratio >= 5 and extra <= 0.10),
+        model_p50=f"{_tail_model(0.5, hedged=False):.0f}",
+        model_plain_p99=f"{model_plain:.0f}",
+        model_hedged_p99=f"{model_hedged:.0f}",
+        model_ratio=f"{model_plain / model_hedged:.1f}",
+        plain_p50=f"{plain['latency_ms']['50.0']:.0f}",
+        hedged_p99=f"{hedged['latency_ms']['99.0']:.0f}",
         pss=f"{memory['peak_pss'] / MIB:.0f}",
         rss=f"{memory['peak_rss'] / MIB:.0f}",
         processes=memory["processes"],
@@ -284,6 +291,26 @@ def _page(
         gateway_cpu=f"{gateway['cpu_ms_per_answer']:.2f}",
         floor_cpu=f"{floor['cpu_ms_per_answer']:.2f}",
     )
+
+
+def _tail_model(q: float, hedged: bool, shards: int = 20) -> float:
+    """The aggregate's q-quantile (ms) from the --tail latency model alone: the slowest of
+    `shards` Pareto(2 ms, 1.5) shards, each, if `hedged`, also sent again at its p95."""
+    scale, alpha = 2.0, 1.5  # TAIL_LATENCY in shardstack/bench_commands.py
+    hedge_at = scale * 0.05 ** (-1 / alpha)
+
+    def survival(x: float) -> float:
+        return 1.0 if x <= scale else (scale / x) ** alpha
+
+    def aggregate_survival(x: float) -> float:
+        shard = survival(x) * (survival(x - hedge_at) if hedged else 1.0)
+        return 1.0 - (1.0 - shard) ** shards
+
+    low, high = scale, 1e6
+    for _ in range(200):  # bisection: aggregate_survival falls as x grows
+        middle = (low + high) / 2
+        low, high = (middle, high) if aggregate_survival(middle) > 1 - q else (low, middle)
+    return high
 
 
 def _os_name() -> str:

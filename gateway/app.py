@@ -12,16 +12,18 @@ from fastapi.exceptions import RequestValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.fanout import FanOut
+from gateway.breaker import Breakers
+from gateway.fanout import FanOut, Limits
 from gateway.hedging import Hedging
 from gateway.metrics import GatewayMetrics, sample_pool
 from gateway.permits import Permits
+from gateway.retries import Retries
 from gateway.routes import aggregate, faults, health, metrics
 from gateway.settings import GatewaySettings
 from gateway.shard_admin import ShardAdmin
-from gateway.shards import shard_table
+from gateway.shards import Shard, shard_table
 from gateway.state import GatewayState
-from gateway.upstream import ConnectionHooks, create_upstream
+from gateway.upstream import ConnectionHooks, UpstreamClient, create_upstream
 from shardstack import __version__
 from shardstack.admin_token import token_or_new
 from shardstack.problem import EXCEPTION_HANDLERS, problem_response
@@ -50,14 +52,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             sample_pool(upstream, metrics, settings.pool_sample_ms / 1000.0)
         )
         try:
-            permits = Permits(settings.semaphore_size, metrics)
-            hedging = None
-            if settings.hedge:
-                shard_ids = (shard.id for shard in shards)
-                hedging = Hedging(
-                    shard_ids, settings.hedge_quantile, settings.hedge_budget, metrics
-                )
-            fanout = FanOut(upstream, permits, settings.shard_timeout_ms / 1000.0, metrics, hedging)
+            fanout = _fanout(settings, shards, upstream, metrics)
             yield {
                 "gateway": GatewayState(settings, shards, upstream, fanout, admin, token, metrics)
             }
@@ -81,6 +76,26 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(faults.router)
     app.include_router(metrics.router)
     return app
+
+
+def _fanout(
+    settings: GatewaySettings,
+    shards: tuple[Shard, ...],
+    upstream: UpstreamClient,
+    metrics: GatewayMetrics,
+) -> FanOut:
+    shard_ids = [shard.id for shard in shards]
+    permits = Permits(settings.semaphore_size, settings.max_queued_calls, metrics)
+    limits = Limits(settings.shard_timeout_ms / 1000.0, settings.permit_wait_ms / 1000.0)
+    hedging = None
+    if settings.hedge:
+        hedging = Hedging(shard_ids, settings.hedge_quantile, settings.hedge_budget, metrics)
+    breakers = None
+    if settings.breaker_failures:
+        open_s = settings.breaker_open_ms / 1000.0
+        breakers = Breakers(shard_ids, settings.breaker_failures, open_s, metrics.circuit_breakers)
+    retries = Retries(settings.retry_budget, metrics) if settings.retry_budget else None
+    return FanOut(upstream, permits, limits, metrics, hedging, breakers, retries)
 
 
 async def _request_validation_error(request: Request, exc: Exception) -> Response:

@@ -1,17 +1,22 @@
-"""The hot path: call every selected shard at once, bounded by a semaphore and a deadline."""
+"""The hot path: call every selected shard at once, bounded by permits and a deadline,
+through each shard's circuit breaker, with a budgeted retry of failures that allow one."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import orjson
 
+from gateway.breaker import Breakers
 from gateway.hedging import Hedging
 from gateway.metrics import GatewayMetrics
+from gateway.overload import Overloaded, ShedReason
 from gateway.permits import Permits
 from gateway.results import ShardOutcome, ShardResult
+from gateway.retries import RETRYABLE_STATUSES, Retries
 from gateway.shards import Shard
 from gateway.upstream import (
     CallTiming,
@@ -22,27 +27,45 @@ from gateway.upstream import (
     UpstreamResponse,
 )
 
+# What a breaker counts as the shard failing; a skipped or shed call says nothing about it.
+_BREAKER_FAILURES = frozenset(
+    {ShardOutcome.TIMEOUT, ShardOutcome.ERROR, ShardOutcome.RESET, ShardOutcome.UNREACHABLE}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """How long a call may take once it holds a permit, and wait for one."""
+
+    shard_timeout_s: float
+    permit_wait_s: float
+
 
 class FanOut:
     """Per-worker fan-out: at most as many shard calls in flight as there are permits.
 
     Every call ends by the aggregate's deadline, and a call that holds a permit also
-    ends after `shard_timeout_s`; so `run` never outlives the deadline.
+    ends after `shard_timeout_s`; so `run` never outlives the deadline. A request whose
+    calls would queue too deep, or wait too long for a permit, raises `Overloaded`.
     """
 
     def __init__(
         self,
         client: UpstreamClient,
         permits: Permits,
-        shard_timeout_s: float,
+        limits: Limits,
         metrics: GatewayMetrics,
         hedging: Hedging | None = None,
+        breakers: Breakers | None = None,
+        retries: Retries | None = None,
     ) -> None:
         self._client = client
         self._permits = permits
-        self._shard_timeout_s = shard_timeout_s
+        self._limits = limits
         self._metrics = metrics
         self._hedging = hedging
+        self._breakers = breakers
+        self._retries = retries
 
     async def run(
         self,
@@ -52,15 +75,52 @@ class FanOut:
     ) -> list[ShardResult]:
         """One result per shard, in the order given; `deadline` is on the loop's clock.
         `headers` adds request headers for some shards (per-request faults)."""
+        self._permits.admit(len(shards))
         extra = headers or {}
-        return await asyncio.gather(
-            *(self._call(shard, deadline, extra.get(shard.id)) for shard in shards)
+        give_up_at = asyncio.get_running_loop().time() + self._limits.permit_wait_s
+        # Past the deadline a call times out anyway: waiting for a permit is then no overload.
+        permit_by = give_up_at if give_up_at < deadline else None
+        results = await asyncio.gather(
+            *(self._call(shard, deadline, permit_by, extra.get(shard.id)) for shard in shards)
         )
+        if any(result.status is ShardOutcome.SHED for result in results):
+            raise Overloaded(ShedReason.PERMIT_WAIT)
+        return results
 
     async def _call(
-        self, shard: Shard, deadline: float, headers: Mapping[str, str] | None
+        self,
+        shard: Shard,
+        deadline: float,
+        permit_by: float | None,
+        headers: Mapping[str, str] | None,
     ) -> ShardResult:
-        result = await self._attempt(shard, deadline, headers)
+        breaker = None if self._breakers is None else self._breakers[shard.id]
+        if breaker is not None and not breaker.allow():
+            self._metrics.shard_skipped(shard.id, ShardOutcome.CIRCUIT_OPEN)
+            return ShardResult(shard.id, ShardOutcome.CIRCUIT_OPEN, 0.0, detail=breaker.skip_detail)
+        result = None
+        try:
+            result = await self._attempt(shard, deadline, permit_by, headers)
+            retries = self._retries
+            if retries is not None:
+                retries.called()
+                time_left_s = deadline - asyncio.get_running_loop().time()
+                if result.retryable and retries.may_retry(time_left_s):
+                    first = result
+                    result = await self._attempt(shard, deadline, permit_by, headers)
+                    result.latency_ms += first.latency_ms
+                    result.attempts = 2
+                    if result.status is not ShardOutcome.OK:
+                        result.detail = _joined(result.detail, f"first try: {first.status}")
+        finally:
+            if breaker is not None:
+                if result is None or result.status is ShardOutcome.SHED:
+                    breaker.abandon()
+                else:
+                    breaker.record(result.status not in _BREAKER_FAILURES)
+        if result.status is ShardOutcome.SHED:
+            self._metrics.shard_skipped(shard.id, ShardOutcome.SHED)
+            return result
         seconds = result.latency_ms / 1000.0
         self._metrics.shard_call(shard.id, result.status, seconds)
         if self._hedging is not None:
@@ -68,7 +128,11 @@ class FanOut:
         return result
 
     async def _attempt(
-        self, shard: Shard, deadline: float, headers: Mapping[str, str] | None
+        self,
+        shard: Shard,
+        deadline: float,
+        permit_by: float | None,
+        headers: Mapping[str, str] | None,
     ) -> ShardResult:
         loop = asyncio.get_running_loop()
         timing = CallTiming()
@@ -76,20 +140,32 @@ class FanOut:
         # clock only moves in whole milliseconds.
         started = time.perf_counter()
         try:
-            async with asyncio.timeout_at(deadline) as scope, self._permits:
-                scope.reschedule(min(deadline, loop.time() + self._shard_timeout_s))
-                response = await self._get(shard, headers, timing)
+            async with asyncio.timeout_at(deadline) as scope:
+                await self._permits.acquire(permit_by)
+                try:
+                    scope.reschedule(min(deadline, loop.time() + self._limits.shard_timeout_s))
+                    response = await self._get(shard, headers, timing)
+                finally:
+                    self._permits.release()
+        except Overloaded:
+            return _result(shard, started, timing, ShardOutcome.SHED, "no permit in time")
         except TimeoutError:
             detail = None if timing.headers_at is None else "headers arrived, body did not"
             return _result(shard, started, timing, ShardOutcome.TIMEOUT, detail)
         except UpstreamConnectError as exc:
-            return _result(shard, started, timing, ShardOutcome.UNREACHABLE, str(exc))
+            result = _result(shard, started, timing, ShardOutcome.UNREACHABLE, str(exc))
+            result.retryable = True
+            return result
         except UpstreamResetError as exc:
-            return _result(shard, started, timing, ShardOutcome.RESET, str(exc))
+            result = _result(shard, started, timing, ShardOutcome.RESET, str(exc))
+            result.retryable = True
+            return result
         except UpstreamError as exc:
             return _result(shard, started, timing, ShardOutcome.ERROR, str(exc))
         if response.status != 200:
-            return _result(shard, started, timing, ShardOutcome.ERROR, f"HTTP {response.status}")
+            result = _result(shard, started, timing, ShardOutcome.ERROR, f"HTTP {response.status}")
+            result.retryable = response.status in RETRYABLE_STATUSES
+            return result
         records = _records(response.body, shard.id)
         if records is None:
             return _result(shard, started, timing, ShardOutcome.ERROR, "malformed body")
@@ -138,6 +214,10 @@ async def _first_answer(
             if task in done and task.exception() is None:
                 return task
     return primary
+
+
+def _joined(*details: str | None) -> str:
+    return "; ".join(detail for detail in details if detail)
 
 
 def _result(

@@ -1,10 +1,9 @@
 """Hedged shard calls ("The Tail at Scale", Dean and Barroso, 2013): when a shard has not
 answered by its own recent p95, send the same call again and take whichever answers
-first. A budget caps the extra calls at a fraction of all calls, as Envoy's and
-Finagle's retry budgets do.
+first. A budget (gateway/budget.py) caps the extra calls at a fraction of all calls.
 
-Our own small code: no asyncio library offers hedging, and the pieces (a rolling
-quantile per shard and a token bucket) are a few lines each.
+Our own small code: no asyncio library offers hedging, and the rolling quantile per
+shard is a few lines.
 """
 
 from __future__ import annotations
@@ -12,6 +11,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable
 
+from gateway.budget import CallBudget
 from gateway.metrics import GatewayMetrics
 from gateway.permits import Permits
 
@@ -45,25 +45,6 @@ class LatencyTracker:
                 ]
 
 
-class HedgeBudget:
-    """Every call earns `ratio` of a hedge; a hedge spends one. So hedges stay at most
-    `ratio` x calls + `burst` over any stretch of time."""
-
-    def __init__(self, ratio: float, burst: float = 20.0) -> None:
-        self._ratio = ratio
-        self._burst = burst
-        self._tokens = burst
-
-    def earn(self) -> None:
-        self._tokens = min(self._burst, self._tokens + self._ratio)
-
-    def try_spend(self) -> bool:
-        if self._tokens < 1.0:
-            return False
-        self._tokens -= 1.0
-        return True
-
-
 class Hedging:
     """Per worker: each shard's threshold, one budget, and the hedge counters."""
 
@@ -71,7 +52,7 @@ class Hedging:
         self, shard_ids: Iterable[int], quantile: float, budget: float, metrics: GatewayMetrics
     ) -> None:
         self._trackers = {shard_id: LatencyTracker(quantile) for shard_id in shard_ids}
-        self._budget = HedgeBudget(budget)
+        self._budget = CallBudget(budget)
         self._metrics = metrics
 
     def threshold_s(self, shard_id: int) -> float | None:

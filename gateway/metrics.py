@@ -22,6 +22,7 @@ from prometheus_client import (
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from gateway.multiprocess import multiprocess_dir
+from gateway.overload import ShedReason
 from gateway.results import AggregateStatus, ShardOutcome
 from gateway.upstream import UpstreamClient
 from shardstack.latency_buckets import LATENCY_BUCKETS_S
@@ -105,6 +106,29 @@ class GatewayMetrics:
             registry=self.registry,
         )
 
+        self.retries_sent = Counter(
+            "gateway_retries_sent",
+            "Shard calls sent again after a failure a second try can fix.",
+            registry=self.registry,
+        )
+        self.retries_denied = Counter(
+            "gateway_retries_denied",
+            "Retries not sent: the retry budget was spent.",
+            registry=self.registry,
+        )
+        self.circuit_breakers = gauge(
+            "gateway_circuit_breakers",
+            "Workers whose breaker for the shard is in the state (closed, open, half_open).",
+            ("shard", "state"),
+        )
+        shed = Counter(
+            "gateway_shed_requests",
+            "Aggregates answered 503 at once because the gateway was past its capacity.",
+            ("reason",),
+            registry=self.registry,
+        )
+        self.shed = {reason: shed.labels(reason.value) for reason in ShedReason}
+
         shard_requests = Counter(
             "gateway_shard_requests",
             "Shard calls by shard and outcome.",
@@ -126,7 +150,7 @@ class GatewayMetrics:
 
         aggregate_requests = Counter(
             "gateway_aggregate_requests",
-            "Aggregates answered, by status (complete, partial, failed).",
+            "Aggregates answered, by status (complete, partial, failed, shed).",
             ("status",),
             registry=self.registry,
         )
@@ -146,6 +170,10 @@ class GatewayMetrics:
     def shard_call(self, shard: int, outcome: ShardOutcome, seconds: float) -> None:
         self._shard_requests[shard, outcome].inc()
         self._shard_duration[shard].observe(seconds)
+
+    def shard_skipped(self, shard: int, outcome: ShardOutcome) -> None:
+        """A call not made (breaker open, request shed): counted, but it took no time."""
+        self._shard_requests[shard, outcome].inc()
 
     def aggregate(self, status: AggregateStatus, seconds: float) -> None:
         self._aggregate_requests[status].inc()

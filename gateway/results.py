@@ -14,12 +14,15 @@ class ShardOutcome(StrEnum):
     ERROR = "error"  # an answer, but not a usable one: non-2xx status or a malformed body
     RESET = "reset"  # the connection broke mid-exchange
     UNREACHABLE = "unreachable"  # no connection could be made
+    CIRCUIT_OPEN = "circuit_open"  # not called: its breaker is open (gateway/breaker.py)
+    SHED = "shed"  # not called: no permit came in time, so the request is shed (503)
 
 
 class AggregateStatus(StrEnum):
     COMPLETE = "complete"
     PARTIAL = "partial"
     FAILED = "failed"
+    SHED = "shed"  # answered 503 at once: the gateway is past its capacity
 
 
 @dataclass(slots=True)
@@ -32,6 +35,9 @@ class ShardResult:
     records: int | None = None
     detail: str | None = None
     data: Any = None
+    attempts: int = 1
+    # The failure is one a second try can fix (gateway/retries.py).
+    retryable: bool = False
 
     def as_dict(self, with_data: bool) -> dict[str, Any]:
         entry: dict[str, Any] = {
@@ -45,6 +51,8 @@ class ShardResult:
             entry["records"] = self.records
         if self.detail is not None:
             entry["detail"] = self.detail
+        if self.attempts > 1:
+            entry["attempts"] = self.attempts
         if with_data and self.data is not None:
             entry["data"] = self.data
         return entry

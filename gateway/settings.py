@@ -43,6 +43,19 @@ class GatewaySettings(BaseSettings):
     semaphore_size: int = Field(
         100, ge=1, le=1_000_000, description="shard calls in flight per worker"
     )
+    max_queued_calls: int = Field(
+        200,
+        ge=0,
+        le=1_000_000,
+        description="shard calls that may wait for a permit, per worker; "
+        "a request that would queue more is shed at once (503)",
+    )
+    permit_wait_ms: int = Field(
+        200,
+        ge=1,
+        le=600_000,
+        description="a request whose call waits longer than this for a permit is shed (503)",
+    )
     pool_max_connections: int = Field(
         100, ge=1, le=1_000_000, description="upstream pool size per worker"
     )
@@ -74,6 +87,24 @@ class GatewaySettings(BaseSettings):
         None,
         validation_alias=TOKEN_ENV,
         description="bearer token for /admin routes, shared with the shards",
+    )
+    breaker_failures: int = Field(
+        5,
+        ge=0,
+        le=1_000_000,
+        description="failed calls in a row that open a shard's circuit breaker; 0: no breakers",
+    )
+    breaker_open_ms: int = Field(
+        5000,
+        ge=1,
+        le=3_600_000,
+        description="how long an open breaker skips its shard before letting one probe through",
+    )
+    retry_budget: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="retries at most this fraction of shard calls (plus a burst of 20); 0: none",
     )
     hedge: bool = Field(
         False, description="send a second call to a shard slower than its recent quantile"

@@ -12,10 +12,12 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
+from gateway.overload import RETRY_AFTER_S, Overloaded
 from gateway.request_faults import shard_headers
 from gateway.results import AggregateStatus, ShardOutcome, aggregate_status
 from gateway.shards import select
 from gateway.state import Gateway
+from shardstack.problem import problem_response
 from shardstack.validation import InvalidInput
 
 router = APIRouter()
@@ -42,6 +44,7 @@ class AggregateQuery(BaseModel):
         200: {"description": "status `complete` or `partial`"},
         502: {"description": "status `failed`: fewer than `min_ok` shards answered"},
         403: {"description": "X-Shardstack-Fault sent but not allowed (problem+json)"},
+        503: {"description": "shed: the gateway is past its capacity; see Retry-After"},
         422: {"description": "invalid query parameter or fault header (problem+json)"},
     },
 )
@@ -83,6 +86,10 @@ async def aggregate(
     in_flight.inc()
     try:
         results = await gateway.fanout.run(selected, deadline, headers)
+    except Overloaded as shed:
+        gateway.metrics.shed[shed.reason].inc()
+        gateway.metrics.aggregate(AggregateStatus.SHED, time.perf_counter() - started)
+        return problem_response(503, str(shed), headers={"Retry-After": str(RETRY_AFTER_S)})
     finally:
         in_flight.dec()
 

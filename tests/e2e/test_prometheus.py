@@ -92,6 +92,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, prometheus_port: int) -> Ite
         "--latency", f"fixed:{SHARD_MS}",
         shards=SHARDS,
         GATEWAY_SEMAPHORE_SIZE=str(PERMITS),
+        GATEWAY_PERMIT_WAIT_MS="10000",  # calls queue here by design; none is shed
     )  # fmt: skip
     try:
         wait_until_up(running)

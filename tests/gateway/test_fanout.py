@@ -1,4 +1,5 @@
-"""The semaphore bounds concurrent shard calls; waiting for it counts toward the deadline."""
+"""The semaphore bounds concurrent shard calls; waiting for it counts toward the deadline;
+waiting too long for it, or queueing too deep, sheds the request."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import time
 
 import pytest
 
-from gateway.fanout import FanOut
+from gateway.fanout import FanOut, Limits
 from gateway.metrics import GatewayMetrics
+from gateway.overload import Overloaded, ShedReason
 from gateway.permits import Permits
 from gateway.results import ShardOutcome
 from gateway.settings import GatewaySettings
@@ -25,13 +27,18 @@ def slow_shard_urls(start_shard: StartShard) -> list[str]:
 
 
 async def _fan_out(
-    urls: list[str], semaphore_size: int, timeout_s: float
+    urls: list[str],
+    semaphore_size: int,
+    timeout_s: float,
+    permit_wait_s: float = 10.0,
+    max_queued: int = 100,
 ) -> tuple[list[float], list[ShardOutcome]]:
     settings = GatewaySettings(shard_urls=tuple(urls))
     upstream = create_upstream(settings)
     try:
         metrics = GatewayMetrics(range(len(urls)))
-        fanout = FanOut(upstream, Permits(semaphore_size, metrics), 5.0, metrics)
+        permits = Permits(semaphore_size, max_queued, metrics)
+        fanout = FanOut(upstream, permits, Limits(5.0, permit_wait_s), metrics)
         deadline = asyncio.get_running_loop().time() + timeout_s
         results = await fanout.run(shard_table(settings.shard_urls), deadline)
     finally:
@@ -66,3 +73,37 @@ def test_calls_still_queued_at_the_deadline_time_out_without_overrunning(
     assert outcomes.count(ShardOutcome.OK) == 2
     assert outcomes.count(ShardOutcome.TIMEOUT) == 2
     assert took_ms < 500 + 300
+
+
+def test_a_request_that_would_queue_too_deep_is_shed_at_once(slow_shard_urls: list[str]) -> None:
+    # One permit: three of its four calls would wait, past a queue of two.
+    started = time.perf_counter()
+    with pytest.raises(Overloaded) as shed:
+        asyncio.run(_fan_out(slow_shard_urls, 1, 5.0, max_queued=2))
+    assert shed.value.reason is ShedReason.QUEUE_FULL
+    assert (time.perf_counter() - started) * 1000 < DELAY_MS  # no shard was waited for
+
+
+def test_a_queue_as_deep_as_the_request_needs_admits_it(slow_shard_urls: list[str]) -> None:
+    _, outcomes = asyncio.run(_fan_out(slow_shard_urls, 1, 5.0, max_queued=3))
+    assert outcomes == [ShardOutcome.OK] * 4
+
+
+def test_a_call_that_waits_too_long_for_a_permit_sheds_its_request(
+    slow_shard_urls: list[str],
+) -> None:
+    # One permit, calls of 200 ms: the third call would get it at 400 ms, past 300.
+    started = time.perf_counter()
+    with pytest.raises(Overloaded) as shed:
+        asyncio.run(_fan_out(slow_shard_urls, 1, 5.0, permit_wait_s=0.3))
+    took_ms = (time.perf_counter() - started) * 1000
+    assert shed.value.reason is ShedReason.PERMIT_WAIT
+    assert took_ms < 5000 / 2  # well before the deadline
+
+
+def test_a_permit_wait_past_the_deadline_leaves_the_deadline_in_charge(
+    slow_shard_urls: list[str],
+) -> None:
+    _, outcomes = asyncio.run(_fan_out(slow_shard_urls, 1, 0.5, permit_wait_s=2.0))
+    assert outcomes.count(ShardOutcome.OK) == 2
+    assert outcomes.count(ShardOutcome.TIMEOUT) == 2

@@ -32,6 +32,8 @@ def _gateway(shard_urls: list[str], **settings: Any) -> TestClient:
                 admin_token=ADMIN_TOKEN,
                 shard_timeout_ms=1000,
                 default_timeout_ms=1500,
+                # Each test sees a fault as it is; breakers would hide a shard failing often.
+                breaker_failures=0,
                 **settings,
             )
         )

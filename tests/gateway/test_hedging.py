@@ -11,7 +11,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from gateway.app import create_app
-from gateway.hedging import HedgeBudget, LatencyTracker
+from gateway.budget import CallBudget
+from gateway.hedging import LatencyTracker
 from gateway.settings import GatewaySettings
 from tests.conftest import ADMIN, ADMIN_TOKEN, StartShard
 
@@ -37,7 +38,7 @@ def test_the_threshold_is_the_quantile_of_recent_answers_once_there_are_enough()
 
 
 def test_the_budget_allows_at_most_its_ratio_of_calls_plus_the_burst() -> None:
-    budget = HedgeBudget(0.1, burst=5)
+    budget = CallBudget(0.1, burst=5)
     spent = 0
     for _ in range(1000):
         budget.earn()

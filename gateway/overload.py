@@ -1,0 +1,28 @@
+"""Load shedding's error: a request the gateway answers 503 at once rather than queue."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+RETRY_AFTER_S = 1
+
+
+class ShedReason(StrEnum):
+    QUEUE_FULL = "queue_full"  # its calls would take the permit queue past its depth
+    PERMIT_WAIT = "permit_wait"  # a call waited for a permit longer than allowed
+
+
+class Overloaded(Exception):
+    """The request is shed: answered with 503 and Retry-After, not queued."""
+
+    def __init__(self, reason: ShedReason) -> None:
+        super().__init__(_EXPLAINED[reason])
+        self.reason = reason
+
+
+_EXPLAINED = {
+    ShedReason.QUEUE_FULL: "over capacity: its shard calls would queue past "
+    "GATEWAY_MAX_QUEUED_CALLS; retry later",
+    ShedReason.PERMIT_WAIT: "over capacity: no shard-call permit within "
+    "GATEWAY_PERMIT_WAIT_MS; retry later",
+}

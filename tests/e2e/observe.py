@@ -76,6 +76,8 @@ class HeldLoad:
     max_s: float = 60.0
     max_requests: int = 10_000
     outcomes: Counter[str] = field(default_factory=Counter)
+    # (sent, answered, outcome) per request, on time.monotonic()
+    records: list[tuple[float, float, str]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _workers: list[threading.Thread] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -122,9 +124,11 @@ class HeldLoad:
                     if self._sent >= self.max_requests:
                         return
                     self._sent += 1
+                sent = time.monotonic()
                 try:
                     outcome = str(client.get(self.url).status_code)
                 except httpx.HTTPError as exc:
                     outcome = type(exc).__name__
                 with self._lock:
                     self.outcomes[outcome] += 1
+                    self.records.append((sent, time.monotonic(), outcome))

@@ -1,0 +1,179 @@
+"""Resilience of the real stack (`shardstack up`, gunicorn workers, shard processes) under
+steady load: shards killed and frozen, a worker killed, the whole stack stopped."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+from tests.conftest import HOST, wait_until_ready
+from tests.e2e.conftest import RunningStack, StartStack, get, gunicorn_workers
+from tests.e2e.observe import HeldLoad, scrape, wait_for
+
+WORKERS = 2
+DEADLINE_MS = 1000
+# An answer's own time past its deadline: the gateway's bookkeeping and a loaded machine.
+SLACK_S = 0.75
+ANSWERS = {"200", "502", "503"}
+
+
+def _shard_pid(stack: RunningStack, shard_id: int) -> int:
+    pid: int = get(f"{stack.shard_url(shard_id)}/healthz").json()["pid"]
+    return pid
+
+
+def _restart_shard(stack: RunningStack, shard_id: int, log_dir: Path) -> subprocess.Popen[bytes]:
+    """A new shard process where `shard_id` was, as an operator bringing it back would."""
+    port = stack.shard_base_port + shard_id
+    token = stack.admin_headers()["authorization"].removeprefix("Bearer ")
+    env = {
+        **os.environ,
+        "SHARD_ID": str(shard_id),
+        "SHARD_PORT": str(port),
+        "SHARD_LATENCY": "fixed:5",
+        "SHARDSTACK_ADMIN_TOKEN": token,
+    }
+    with (log_dir / f"shard-{shard_id}-again.log").open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "shard_sim"], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    wait_until_ready(f"http://{HOST}:{port}/healthz", process)
+    return process
+
+
+def _breakers(stack: RunningStack, shard_id: int, state: str) -> float:
+    return scrape(stack.gateway_url).get(
+        "gateway_circuit_breakers", shard=str(shard_id), state=state
+    )
+
+
+def test_chaos_every_request_is_answered_in_time_and_breakers_open_and_close(
+    start: StartStack, tmp_path: Path
+) -> None:
+    stack = start(
+        "--workers", str(WORKERS), "--latency", "fixed:5", shards=4,
+        GATEWAY_SHARD_TIMEOUT_MS="400", GATEWAY_BREAKER_FAILURES="3",
+        GATEWAY_BREAKER_OPEN_MS="1000",
+    )  # fmt: skip
+    killed, frozen = 1, 2
+    killed_pid, frozen_pid = _shard_pid(stack, killed), _shard_pid(stack, frozen)
+    url = f"{stack.gateway_url}/api/aggregate?timeout_ms={DEADLINE_MS}"
+    replacement = None
+    try:
+        with HeldLoad(url, threads=4, timeout_s=10, max_s=60) as load:
+            time.sleep(1)
+            os.kill(killed_pid, signal.SIGKILL)
+            os.kill(frozen_pid, signal.SIGSTOP)
+            for shard_id in (killed, frozen):
+                wait_for(
+                    stack.gateway_url,
+                    lambda s, shard_id=shard_id: (
+                        s.get("gateway_circuit_breakers", shard=str(shard_id), state="open")
+                        == WORKERS
+                    ),
+                    timeout_s=15,
+                    what="gateway_circuit_breakers",
+                )
+            replacement = _restart_shard(stack, killed, tmp_path)
+            os.kill(frozen_pid, signal.SIGCONT)
+            # Probes find both well again, in every worker.
+            for shard_id in (killed, frozen):
+                wait_for(
+                    stack.gateway_url,
+                    lambda s, shard_id=shard_id: (
+                        s.get("gateway_circuit_breakers", shard=str(shard_id), state="closed")
+                        == WORKERS
+                    ),
+                    timeout_s=20,
+                    what="gateway_circuit_breakers",
+                )
+            time.sleep(0.5)
+        body = get(url).json()
+        assert body["status"] == "complete", body
+    finally:
+        os.kill(frozen_pid, signal.SIGCONT)
+        if replacement is not None:
+            replacement.terminate()
+            replacement.wait(10)
+
+    sent = len(load.records)
+    assert sent >= 20
+    assert set(load.outcomes) <= ANSWERS, load.outcomes  # no transport error, no 500
+    assert sum(load.outcomes[status] for status in ANSWERS) == sent
+    slowest = max(answered - started for started, answered, _ in load.records)
+    assert slowest <= DEADLINE_MS / 1000 + SLACK_S, slowest
+    counted = scrape(stack.gateway_url).total("gateway_aggregate_requests_total")
+    assert counted == sent + 1  # and the last check's request
+    skipped = scrape(stack.gateway_url).total(
+        "gateway_shard_requests_total", outcome="circuit_open"
+    )
+    assert skipped > 0
+    print(f"{sent} requests: {dict(load.outcomes)}; slowest {slowest:.3f}s; {skipped:g} calls skipped")
+
+
+def test_sigterm_under_load_finishes_every_request_in_flight(start: StartStack) -> None:
+    stack = start("--workers", str(WORKERS), "--latency", "fixed:800", shards=4)
+    url = f"{stack.gateway_url}/api/aggregate?timeout_ms=5000"
+    with HeldLoad(url, threads=8, timeout_s=20, max_s=60) as load:
+        wait_for(
+            stack.gateway_url,
+            lambda s: s.get("gateway_aggregates_in_flight") >= 6,
+            timeout_s=20,
+            what="gateway_aggregates_in_flight",
+        )
+        load.stop_sending()
+        in_flight = scrape(stack.gateway_url).get("gateway_aggregates_in_flight")
+        stopped_at = time.monotonic()
+        stack.process.send_signal(signal.SIGTERM)
+        assert stack.process.wait(60) == 0
+    cut = [outcome for _, _, outcome in load.records if outcome != "200"]
+    assert cut == [], load.outcomes
+    answered_after = sum(answered > stopped_at for _, answered, _ in load.records)
+    assert answered_after >= in_flight - 1  # the one scrape may have raced an answer
+    print(f"{answered_after} requests in flight at SIGTERM, all answered 200")
+
+
+def test_a_killed_worker_fails_only_its_own_requests(start: StartStack) -> None:
+    stack = start(
+        "--workers", str(WORKERS), "--latency", "fixed:1000", shards=4,
+        GATEWAY_SHARD_TIMEOUT_MS="5000",
+    )  # fmt: skip
+    port = int(stack.gateway_url.rsplit(":", 1)[1])
+    url = f"{stack.gateway_url}/api/aggregate?timeout_ms=8000"
+    with HeldLoad(url, threads=8, timeout_s=20, max_s=60) as load:
+        wait_for(
+            stack.gateway_url,
+            lambda s: s.get("gateway_aggregates_in_flight") >= 6,
+            timeout_s=20,
+            what="gateway_aggregates_in_flight",
+        )
+        victim = psutil.Process(gunicorn_workers(stack)[0])
+        # The clients it holds now: what a crash may cost, and no more.
+        its_clients = [
+            c for c in victim.net_connections("tcp")
+            if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port
+        ]  # fmt: skip
+        victim.kill()
+        time.sleep(2.5)  # the other worker's requests finish; new ones go on
+    failed = {outcome: n for outcome, n in load.outcomes.items() if outcome != "200"}
+    assert 1 <= sum(failed.values()) <= len(its_clients), (failed, len(its_clients))
+    assert set(failed) <= {"RemoteProtocolError", "ReadError"}, failed
+    assert load.outcomes["200"] >= 8  # the other worker kept answering, and the new one
+    print(f"killed worker held {len(its_clients)} requests; {sum(failed.values())} failed")
+
+    after = wait_for(
+        stack.gateway_url,
+        lambda s: (
+            s.get("gateway_aggregates_in_flight") == 0 and s.get("gateway_semaphore_in_use") == 0
+        ),
+        timeout_s=20,
+        what="gateway_",
+    )
+    assert after.get("gateway_semaphore_capacity") == 100 * WORKERS
+    assert len(gunicorn_workers(stack)) == WORKERS

@@ -65,6 +65,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         title="shardstack gateway",
         version=__version__,
         lifespan=lifespan,
+        # A trailing slash is a 404: a redirect would turn `DELETE /admin/faults/` (an
+        # empty id) into `DELETE /admin/faults`, which removes every fault.
+        redirect_slashes=False,
     )
     for exc_type, handler in {
         **EXCEPTION_HANDLERS,

@@ -44,5 +44,7 @@ def create_app(settings: ShardSettings | None = None) -> Starlette:
         exception_handlers=dict(EXCEPTION_HANDLERS),
         lifespan=lifespan,
     )
+    # As on the gateway: `DELETE /admin/faults/` must not become `DELETE /admin/faults`.
+    app.router.redirect_slashes = False
     app.state.shard = state
     return app

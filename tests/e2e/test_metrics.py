@@ -116,7 +116,8 @@ def test_pool_numbers_come_from_the_client(start: StartStack, client: str) -> No
 def test_a_killed_workers_values_leave_the_sums(start: StartStack) -> None:
     stack = start(
         "--workers", str(WORKERS), "--latency", "fixed:1500",
-        shards=4, GATEWAY_SEMAPHORE_SIZE=str(PERMITS), GATEWAY_PERMIT_WAIT_MS="10000", GATEWAY_SHARD_TIMEOUT_MS="10000",
+        shards=4, GATEWAY_SEMAPHORE_SIZE=str(PERMITS), GATEWAY_PERMIT_WAIT_MS="10000",
+        GATEWAY_SHARD_TIMEOUT_MS="10000",
     )  # fmt: skip
     url = f"{stack.gateway_url}/api/aggregate?timeout_ms=9000"
     with HeldLoad(url, threads=8) as load:

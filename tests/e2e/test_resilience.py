@@ -114,7 +114,7 @@ def test_chaos_every_request_is_answered_in_time_and_breakers_open_and_close(
         "gateway_shard_requests_total", outcome="circuit_open"
     )
     assert skipped > 0
-    print(f"{sent} requests: {dict(load.outcomes)}; slowest {slowest:.3f}s; {skipped:g} calls skipped")
+    print(f"{sent} requests: {dict(load.outcomes)}; slowest {slowest:.3f}s; {skipped:g} skipped")
 
 
 def test_sigterm_under_load_finishes_every_request_in_flight(start: StartStack) -> None:

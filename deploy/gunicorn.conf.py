@@ -30,7 +30,7 @@ if _settings.admin_token is None:
     print(f"gateway: {TOKEN_ENV} is unset; admin token: {os.environ[TOKEN_ENV]}", file=sys.stderr)
 
 wsgi_app = "gateway.app:create_app()"
-worker_class = "uvicorn_worker.UvicornWorker"
+worker_class = "gateway.worker.GatewayWorker"
 bind = [_settings.bind]
 workers = _settings.workers
 timeout = _settings.worker_timeout_s

@@ -110,7 +110,7 @@ class FanOut:
                     result = await self._attempt(shard, deadline, permit_by, headers)
                     result.latency_ms += first.latency_ms
                     result.attempts = 2
-                    if result.status is not ShardOutcome.OK:
+                    if result.status not in (ShardOutcome.OK, first.status):
                         result.detail = _joined(result.detail, f"first try: {first.status}")
         finally:
             if breaker is not None:

@@ -10,15 +10,15 @@ import logging
 import socket
 
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from shard_sim.faults.base import TRANSPORT_EXTENSION
+from shardstack.http_protocol import HeadLimitedProtocol
 
 _log = logging.getLogger("shard_sim.server")
 
 
-class FaultableProtocol(HttpToolsProtocol):
-    """httptools' protocol, plus the transport under `scope["extensions"]`."""
+class FaultableProtocol(HeadLimitedProtocol):
+    """The head-limited httptools protocol, plus the transport under `scope["extensions"]`."""
 
     def on_message_begin(self) -> None:
         super().on_message_begin()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import resource
 import signal
 import time
 from collections import Counter
@@ -32,6 +33,7 @@ async def run(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    _raise_open_file_limit()
     supervisor = Supervisor(log_dir)
     began = time.monotonic()
     try:
@@ -56,6 +58,13 @@ async def run(
         echo(f"stopped {count} processes")
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+
+
+def _raise_open_file_limit() -> None:
+    """Every child inherits this: a gateway worker holding thousands of client connections
+    needs more descriptors than the usual soft limit of 1024."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 async def _unless_stopped(work: Awaitable[_T], stop: asyncio.Event) -> _T:

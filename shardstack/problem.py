@@ -25,12 +25,7 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 _log = logging.getLogger("shardstack.problem")
 
 
-def problem_response(
-    status: int,
-    detail: str,
-    errors: Sequence[FieldError] = (),
-    headers: Mapping[str, str] | None = None,
-) -> Response:
+def problem_body(status: int, detail: str, errors: Sequence[FieldError] = ()) -> bytes:
     body: dict[str, Any] = {
         "type": "about:blank",
         "title": HTTPStatus(status).phrase,
@@ -39,8 +34,20 @@ def problem_response(
     }
     if errors:
         body["errors"] = [{"field": error.field, "reason": error.reason} for error in errors]
+    return orjson.dumps(body)
+
+
+def problem_response(
+    status: int,
+    detail: str,
+    errors: Sequence[FieldError] = (),
+    headers: Mapping[str, str] | None = None,
+) -> Response:
     return Response(
-        orjson.dumps(body), status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers
+        problem_body(status, detail, errors),
+        status_code=status,
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers=headers,
     )
 
 

@@ -51,7 +51,9 @@ class Measurement:
             "sent": recording.sent,
             "answers": recording.answers,
             "throughput": round(recording.throughput(), 2),
-            "latency_ms": {str(p): v for p, v in recording.percentiles_ms().items()},
+            "latency_ms": _by_percentile(recording.percentiles_ms()),
+            "ok_latency_ms": _by_percentile(recording.percentiles_ms(recording.ok_latency)),
+            "shed_latency_ms": _by_percentile(recording.percentiles_ms(recording.shed_latency)),
             "errors": recording.errors(),
             "cpu_s": self.cpu_s,
             "cpu_ms_per_answer": self.cpu_ms_per_answer(),
@@ -88,6 +90,11 @@ async def measure(
     finally:
         await cancel_and_wait(watcher)
     return Measurement(name, plan, recording, cpu_s, server.peak_rss, shards_cpu_s)
+
+
+def _by_percentile(values: dict[float, float]) -> dict[str, float]:
+    """Keyed for JSON; a percentile of no answers (NaN) is written as null."""
+    return {str(p): v for p, v in values.items()}
 
 
 def _cdf(recording: Recording) -> list[tuple[float, float]]:

@@ -18,10 +18,12 @@ def new_histogram() -> HdrHistogram:
 
 @dataclass
 class Recording:
-    """Filled in as answers arrive; `latency` holds every answer, `ok_latency` the 2xx."""
+    """Filled in as answers arrive; `latency` holds every answer, `ok_latency` the 2xx,
+    `shed_latency` the 503s (load shed by the server)."""
 
     latency: HdrHistogram = field(default_factory=new_histogram)
     ok_latency: HdrHistogram = field(default_factory=new_histogram)
+    shed_latency: HdrHistogram = field(default_factory=new_histogram)
     statuses: Counter[int] = field(default_factory=Counter)
     failures: Counter[str] = field(default_factory=Counter)
     partial: int = 0
@@ -33,6 +35,8 @@ class Recording:
         self.latency.record_value(micros)
         if 200 <= status < 300:
             self.ok_latency.record_value(micros)
+        elif status == 503:
+            self.shed_latency.record_value(micros)
         self.statuses[status] += 1
         self.partial += partial
 
@@ -61,8 +65,9 @@ class Recording:
         kinds.update(self.failures)
         return dict(sorted(kinds.items()))
 
-    def percentiles_ms(self, ok_only: bool = False) -> dict[float, float]:
-        histogram = self.ok_latency if ok_only else self.latency
+    def percentiles_ms(self, histogram: HdrHistogram | None = None) -> dict[float, float]:
+        """Of every answer, or of those in `histogram` (`ok_latency`, `shed_latency`)."""
+        histogram = histogram or self.latency
         if histogram.get_total_count() == 0:
             return {p: float("nan") for p in PERCENTILES}
         return {p: histogram.get_value_at_percentile(p) / 1000.0 for p in PERCENTILES}

@@ -44,14 +44,14 @@ class GatewaySettings(BaseSettings):
         100, ge=1, le=1_000_000, description="shard calls in flight per worker"
     )
     max_queued_calls: int = Field(
-        200,
+        1000,
         ge=0,
         le=1_000_000,
         description="shard calls that may wait for a permit, per worker; "
         "a request that would queue more is shed at once (503)",
     )
     permit_wait_ms: int = Field(
-        200,
+        1000,
         ge=1,
         le=600_000,
         description="a request whose call waits longer than this for a permit is shed (503)",

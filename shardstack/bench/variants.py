@@ -28,7 +28,14 @@ class Variant:
     spec: Callable[[Stack], ProcessSpec]
 
 
+# The variants are compared on what their fan-out costs, so the gateway queues what it
+# cannot serve yet, as the seed and the floor do, rather than shed it.
+_NO_SHEDDING = {"max_queued_calls": "1000000", "permit_wait_ms": "600000"}
+
+
 def _gateway(name: str, **settings: str) -> Callable[[Stack], ProcessSpec]:
+    settings = {**_NO_SHEDDING, **settings}
+
     def spec(stack: Stack) -> ProcessSpec:
         gateway_spec = stack.gateway_spec
         env = {**gateway_spec.env, **{f"GATEWAY_{key.upper()}": v for key, v in settings.items()}}

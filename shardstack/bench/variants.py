@@ -28,13 +28,19 @@ class Variant:
     spec: Callable[[Stack], ProcessSpec]
 
 
-# The variants are compared on what their fan-out costs, so the gateway queues what it
-# cannot serve yet, as the seed and the floor do, rather than shed it.
-_NO_SHEDDING = {"max_queued_calls": "1000000", "permit_wait_ms": "600000"}
+# The variants are compared on what their fan-out costs, with none of the gateway's
+# defences the seed and the floor lack: it queues what it cannot serve yet rather than
+# shed it, and neither skips (breakers) nor retries a shard.
+_FAN_OUT_ONLY = {
+    "max_queued_calls": "1000000",
+    "permit_wait_ms": "600000",
+    "breaker_failures": "0",
+    "retry_budget": "0",
+}
 
 
 def _gateway(name: str, **settings: str) -> Callable[[Stack], ProcessSpec]:
-    settings = {**_NO_SHEDDING, **settings}
+    settings = {**_FAN_OUT_ONLY, **settings}
 
     def spec(stack: Stack) -> ProcessSpec:
         gateway_spec = stack.gateway_spec

@@ -45,10 +45,7 @@ def require_binary(name: str) -> str:
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        port: int = probe.getsockname()[1]
-        return port
+    return free_port_block(1)
 
 
 def _is_free(port: int) -> bool:
@@ -61,11 +58,21 @@ def _is_free(port: int) -> bool:
         return True
 
 
+def _ephemeral_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768  # Linux's default
+
+
 def free_port_block(count: int, also_at: int | None = None) -> int:
     """The first of `count` consecutive free ports (and of `count` more from base + `also_at`)."""
     starts = (0,) if also_at is None else (0, also_at)
+    # Below the kernel's ephemeral range: a port there that is free now can still be taken
+    # by an outgoing connection before the server under test binds it.
+    highest = _ephemeral_start() - max(starts) - count
     for _ in range(200):
-        base = random.randrange(20_000, 60_000)
+        base = random.randrange(10_000, highest)
         if all(_is_free(base + start + offset) for start in starts for offset in range(count)):
             return base
     raise RuntimeError(f"no block of {count} free ports found")

@@ -107,11 +107,14 @@ class FanOut:
                 time_left_s = deadline - asyncio.get_running_loop().time()
                 if result.retryable and retries.may_retry(time_left_s):
                     first = result
-                    result = await self._attempt(shard, deadline, permit_by, headers)
-                    result.latency_ms += first.latency_ms
-                    result.attempts = 2
-                    if result.status not in (ShardOutcome.OK, first.status):
-                        result.detail = _joined(result.detail, f"first try: {first.status}")
+                    retried = await self._attempt(shard, deadline, permit_by, headers)
+                    # With no permit for the retry, the first try's answer stands.
+                    if retried.status is not ShardOutcome.SHED:
+                        result = retried
+                        result.latency_ms += first.latency_ms
+                        result.attempts = 2
+                        if result.status not in (ShardOutcome.OK, first.status):
+                            result.detail = _joined(result.detail, f"first try: {first.status}")
         finally:
             if breaker is not None:
                 if result is None or result.status is ShardOutcome.SHED:

@@ -47,10 +47,19 @@ def _restart_shard(stack: RunningStack, shard_id: int, log_dir: Path) -> subproc
     return process
 
 
-def _breakers(stack: RunningStack, shard_id: int, state: str) -> float:
-    return scrape(stack.gateway_url).get(
-        "gateway_circuit_breakers", shard=str(shard_id), state=state
-    )
+def _wait_for_breakers(
+    stack: RunningStack, shard_ids: tuple[int, ...], state: str, timeout_s: float
+) -> None:
+    """Until every worker's breaker for each of `shard_ids` is in `state`."""
+    for shard_id in shard_ids:
+        wait_for(
+            stack.gateway_url,
+            lambda s, shard_id=shard_id: (
+                s.get("gateway_circuit_breakers", shard=str(shard_id), state=state) == WORKERS
+            ),
+            timeout_s=timeout_s,
+            what="gateway_circuit_breakers",
+        )
 
 
 def test_chaos_every_request_is_answered_in_time_and_breakers_open_and_close(
@@ -70,29 +79,11 @@ def test_chaos_every_request_is_answered_in_time_and_breakers_open_and_close(
             time.sleep(1)
             os.kill(killed_pid, signal.SIGKILL)
             os.kill(frozen_pid, signal.SIGSTOP)
-            for shard_id in (killed, frozen):
-                wait_for(
-                    stack.gateway_url,
-                    lambda s, shard_id=shard_id: (
-                        s.get("gateway_circuit_breakers", shard=str(shard_id), state="open")
-                        == WORKERS
-                    ),
-                    timeout_s=15,
-                    what="gateway_circuit_breakers",
-                )
+            _wait_for_breakers(stack, (killed, frozen), "open", timeout_s=15)
             replacement = _restart_shard(stack, killed, tmp_path)
             os.kill(frozen_pid, signal.SIGCONT)
             # Probes find both well again, in every worker.
-            for shard_id in (killed, frozen):
-                wait_for(
-                    stack.gateway_url,
-                    lambda s, shard_id=shard_id: (
-                        s.get("gateway_circuit_breakers", shard=str(shard_id), state="closed")
-                        == WORKERS
-                    ),
-                    timeout_s=20,
-                    what="gateway_circuit_breakers",
-                )
+            _wait_for_breakers(stack, (killed, frozen), "closed", timeout_s=20)
             time.sleep(0.5)
         body = get(url).json()
         assert body["status"] == "complete", body

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.breaker import Breakers
-from gateway.fanout import FanOut, Limits
+from gateway.fanout import FanOut
 from gateway.hedging import Hedging
 from gateway.metrics import GatewayMetrics, sample_pool
 from gateway.permits import Permits
@@ -88,8 +88,8 @@ def _fanout(
     metrics: GatewayMetrics,
 ) -> FanOut:
     shard_ids = [shard.id for shard in shards]
-    permits = Permits(settings.semaphore_size, settings.max_queued_calls, metrics)
-    limits = Limits(settings.shard_timeout_ms / 1000.0, settings.permit_wait_ms / 1000.0)
+    permit_wait_s = settings.permit_wait_ms / 1000.0
+    permits = Permits(settings.semaphore_size, settings.max_queued_calls, permit_wait_s, metrics)
     hedging = None
     if settings.hedge:
         hedging = Hedging(shard_ids, settings.hedge_quantile, settings.hedge_budget, metrics)
@@ -98,7 +98,8 @@ def _fanout(
         open_s = settings.breaker_open_ms / 1000.0
         breakers = Breakers(shard_ids, settings.breaker_failures, open_s, metrics.circuit_breakers)
     retries = Retries(settings.retry_budget, metrics) if settings.retry_budget else None
-    return FanOut(upstream, permits, limits, metrics, hedging, breakers, retries)
+    shard_timeout_s = settings.shard_timeout_ms / 1000.0
+    return FanOut(upstream, permits, shard_timeout_s, metrics, hedging, breakers, retries)
 
 
 async def _request_validation_error(request: Request, exc: Exception) -> Response:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 import orjson
 
@@ -33,27 +32,19 @@ _BREAKER_FAILURES = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """How long a call may take once it holds a permit, and wait for one."""
-
-    shard_timeout_s: float
-    permit_wait_s: float
-
-
 class FanOut:
     """Per-worker fan-out: at most as many shard calls in flight as there are permits.
 
     Every call ends by the aggregate's deadline, and a call that holds a permit also
-    ends after `shard_timeout_s`; so `run` never outlives the deadline. A request whose
-    calls would queue too deep, or wait too long for a permit, raises `Overloaded`.
+    ends after `shard_timeout_s`; so `run` never outlives the deadline. A request the
+    permits do not admit, or whose call waits too long for one, raises `Overloaded`.
     """
 
     def __init__(
         self,
         client: UpstreamClient,
         permits: Permits,
-        limits: Limits,
+        shard_timeout_s: float,
         metrics: GatewayMetrics,
         hedging: Hedging | None = None,
         breakers: Breakers | None = None,
@@ -61,7 +52,7 @@ class FanOut:
     ) -> None:
         self._client = client
         self._permits = permits
-        self._limits = limits
+        self._shard_timeout_s = shard_timeout_s
         self._metrics = metrics
         self._hedging = hedging
         self._breakers = breakers
@@ -75,9 +66,8 @@ class FanOut:
     ) -> list[ShardResult]:
         """One result per shard, in the order given; `deadline` is on the loop's clock.
         `headers` adds request headers for some shards (per-request faults)."""
-        self._permits.admit(len(shards))
+        give_up_at = self._permits.admit(len(shards))
         extra = headers or {}
-        give_up_at = asyncio.get_running_loop().time() + self._limits.permit_wait_s
         # Past the deadline a call times out anyway: waiting for a permit is then no overload.
         permit_by = give_up_at if give_up_at < deadline else None
         results = await asyncio.gather(
@@ -146,7 +136,7 @@ class FanOut:
             async with asyncio.timeout_at(deadline) as scope:
                 await self._permits.acquire(permit_by)
                 try:
-                    scope.reschedule(min(deadline, loop.time() + self._limits.shard_timeout_s))
+                    scope.reschedule(min(deadline, loop.time() + self._shard_timeout_s))
                     response = await self._get(shard, headers, timing)
                 finally:
                     self._permits.release()

@@ -9,6 +9,7 @@ RETRY_AFTER_S = 1
 
 class ShedReason(StrEnum):
     QUEUE_FULL = "queue_full"  # its calls would take the permit queue past its depth
+    QUEUE_WAIT = "queue_wait"  # at the rate permits free up, its calls would wait too long
     PERMIT_WAIT = "permit_wait"  # a call waited for a permit longer than allowed
 
 
@@ -23,6 +24,8 @@ class Overloaded(Exception):
 _EXPLAINED = {
     ShedReason.QUEUE_FULL: "over capacity: its shard calls would queue past "
     "GATEWAY_MAX_QUEUED_CALLS; retry later",
+    ShedReason.QUEUE_WAIT: "over capacity: its shard calls would wait longer than "
+    "GATEWAY_PERMIT_WAIT_MS for permits; retry later",
     ShedReason.PERMIT_WAIT: "over capacity: no shard-call permit within "
     "GATEWAY_PERMIT_WAIT_MS; retry later",
 }

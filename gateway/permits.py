@@ -9,31 +9,54 @@ import time
 from gateway.metrics import GatewayMetrics
 from gateway.overload import Overloaded, ShedReason
 
+# Permits are handed on in bursts (a request's calls to equally fast shards end together),
+# so the rate is counted over windows at least this long, then smoothed.
+_RATE_WINDOW_S = 0.05
+_RATE_SMOOTHING = 0.3
+
 
 class Permits:
     """One permit per shard call in flight; in use, waiting and the wait are exported.
 
     The gauges move with the semaphore rather than being sampled, so a scrape sees
     exactly how many calls hold a permit and how many queue for one.
+
+    A request is admitted only if its calls could all get a permit within `max_wait_s`:
+    while calls queue, the rate at which permits pass to them is measured, and a request
+    whose last call would wait longer at that rate is shed at once, before it holds any
+    permit. Shedding it later, after some of its calls ran, would spend capacity on an
+    answer nobody gets.
     """
 
-    def __init__(self, capacity: int, max_queued: int, metrics: GatewayMetrics) -> None:
+    def __init__(
+        self, capacity: int, max_queued: int, max_wait_s: float, metrics: GatewayMetrics
+    ) -> None:
         self._semaphore = asyncio.Semaphore(capacity)
         self._capacity = capacity
         self._max_queued = max_queued
+        self._max_wait_s = max_wait_s
         self._held = 0
         self._queued = 0
+        self._handoff_interval_s: float | None = None  # smoothed, while calls queue
+        self._window_started: float | None = None
+        self._window_handoffs = 0
         self._in_use = metrics.semaphore_in_use
         self._waiting = metrics.semaphore_waiting
         self._wait = metrics.semaphore_wait
         metrics.semaphore_capacity.set(capacity)
 
-    def admit(self, calls: int) -> None:
-        """Raise `Overloaded` if `calls` more calls would queue past the queue's depth."""
+    def admit(self, calls: int) -> float:
+        """Admit a request of `calls` calls, or raise `Overloaded`. Return when its calls
+        give up waiting for a permit, on the loop's clock."""
         free = 0 if self._queued else self._capacity - self._held
         would_queue = calls - free
-        if would_queue > 0 and self._queued + would_queue > self._max_queued:
-            raise Overloaded(ShedReason.QUEUE_FULL)
+        if would_queue > 0:
+            if self._queued + would_queue > self._max_queued:
+                raise Overloaded(ShedReason.QUEUE_FULL)
+            interval = self._handoff_interval_s
+            if interval is not None and (self._queued + would_queue) * interval > self._max_wait_s:
+                raise Overloaded(ShedReason.QUEUE_WAIT)
+        return asyncio.get_running_loop().time() + self._max_wait_s
 
     async def acquire(self, give_up_at: float | None) -> None:
         """Hold one permit; `release` it. If none is free by `give_up_at` (on the loop's
@@ -74,3 +97,23 @@ class Permits:
         self._held -= 1
         self._in_use.dec()
         self._semaphore.release()
+        if self._queued:
+            self._handed_off()
+        else:
+            self._window_started = None
+
+    def _handed_off(self) -> None:
+        """A released permit passes to a queued call: measure how often that happens."""
+        now = time.perf_counter()
+        if self._window_started is None:
+            self._window_started, self._window_handoffs = now, 0
+            return
+        self._window_handoffs += 1
+        elapsed = now - self._window_started
+        if elapsed >= _RATE_WINDOW_S:
+            interval = elapsed / self._window_handoffs
+            smoothed = self._handoff_interval_s
+            if smoothed is not None:
+                interval = smoothed + _RATE_SMOOTHING * (interval - smoothed)
+            self._handoff_interval_s = interval
+            self._window_started, self._window_handoffs = now, 0

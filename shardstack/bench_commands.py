@@ -17,21 +17,27 @@ import uvloop
 from shard_sim.latency import LatencyModel, parse_latency
 from shardstack.bench import report
 from shardstack.bench.compare import compare
-from shardstack.bench.load import LoadPlan, Tick
+from shardstack.bench.load import LoadPlan
 from shardstack.bench.measure import Measurement, measure
+from shardstack.bench.overload import MULTIPLES, OPEN_LOOP_CONNECTIONS, OverloadRun, overload
 from shardstack.bench.processes import ProcessTree
 from shardstack.bench.recording import Recording
-from shardstack.bench.variants import DEFAULT_VARIANTS, TAIL_VARIANTS, chosen
+from shardstack.bench.variants import DEFAULT_VARIANTS, OVERLOAD_VARIANTS, TAIL_VARIANTS, chosen
 from shardstack.durations import parse_duration
 from shardstack.gateway_client import DEFAULT_GATEWAY, GATEWAY_ENV
 from shardstack.latency_option import LatencyType
-from shardstack.stack import StackConfig, plan
+from shardstack.stack import Stack, StackConfig
+from shardstack.stack import plan as plan_stack
+from shardstack.supervisor import raise_open_file_limit
 from shardstack.validation import InvalidInput
 
 AGGREGATE_PATH = "/api/aggregate"
 # Heavy-tailed shards, as in "The Tail at Scale": p50 ~3 ms, p99 ~43 ms, p99.9 ~200 ms.
 TAIL_LATENCY = "pareto:2,1.5"
 TAIL_RATE = 40.0
+# Shards slow enough that the shard-call permits, not the CPU, set the saturation point,
+# as with real backends: 2 workers x 100 permits / 20 calls / 0.2 s = 50 aggregates/s.
+OVERLOAD_LATENCY = "fixed:200"
 
 
 class Progress:
@@ -131,10 +137,18 @@ def _seconds(field: str) -> Any:
     f"shards at {TAIL_LATENCY} unless --latency, open loop at {TAIL_RATE:g}/s unless --rate.",
 )
 @click.option(
+    "--overload",
+    "overload_mode",
+    is_flag=True,
+    help="The overload experiment: per variant its peak (closed loop, -c), then open loop "
+    f"at {' and '.join(f'{m:g}' for m in MULTIPLES)} times it (up to "
+    f"{OPEN_LOOP_CONNECTIONS} at once); shards at {OVERLOAD_LATENCY} unless --latency.",
+)
+@click.option(
     "--variants",
     default=None,
     help=f"With --compare: which, in order [default: {','.join(DEFAULT_VARIANTS)}; "
-    f"with --tail: {','.join(TAIL_VARIANTS)}].",
+    f"with --tail: {','.join(TAIL_VARIANTS)}; with --overload: {','.join(OVERLOAD_VARIANTS)}].",
 )
 @click.option(
     "--rounds",
@@ -187,6 +201,7 @@ def bench(
     json_path: Path | None,
     compare_mode: bool,
     tail_mode: bool,
+    overload_mode: bool,
     variants: str | None,
     rounds: int,
     shards: int,
@@ -203,12 +218,30 @@ def bench(
     shardstack bench --rate 200 -d 30s        # open loop at 200/s
     shardstack bench --compare                # gateway (aiohttp, httpx) vs seed vs floor
     shardstack bench --tail                   # p99 without and with hedging
+    shardstack bench --overload --workers 2   # goodput at 2x and 10x the peak, vs seed
     """
     if duration <= 0:
         raise InvalidInput.field("--duration", "must be more than 0")
-    if compare_mode or tail_mode:
-        if url is not None:
-            raise click.UsageError("--compare and --tail start their own servers; give no URL")
+    raise_open_file_limit()
+    modes = [flag for flag, on in (("--compare", compare_mode), ("--tail", tail_mode),
+             ("--overload", overload_mode)) if on]  # fmt: skip
+    if len(modes) > 1:
+        raise click.UsageError(f"{' and '.join(modes)} are different experiments; pick one")
+    if modes and url is not None:
+        raise click.UsageError(f"{modes[0]} starts its own servers; give no URL")
+    if overload_mode:
+        if rate is not None:
+            raise click.UsageError("--overload sets its own rates from each variant's peak")
+        if click.get_current_context().get_parameter_source("rounds") is not _DEFAULT:
+            raise click.UsageError("--rounds needs --compare or --tail")
+        runs = _overload(
+            variants or ",".join(OVERLOAD_VARIANTS), shards, workers,
+            latency or parse_latency(OVERLOAD_LATENCY), port, shard_base_port,
+            lambda target: LoadPlan(target, connections, None, duration, warmup, timeout),
+        )  # fmt: skip
+        click.echo(report.overload_table(runs))
+        results = [m for run in runs for m in (run.peak, *run.overloaded)]
+    elif compare_mode or tail_mode:
         if tail_mode:
             latency = latency or parse_latency(TAIL_LATENCY)
             rate = rate or TAIL_RATE
@@ -242,11 +275,14 @@ def bench(
 _COMPARE_ONLY = ("variants", "rounds", "shards", "workers", "latency", "port", "shard_base_port")
 
 
+_DEFAULT = click.core.ParameterSource.DEFAULT
+
+
 def _refuse_compare_options(ctx: click.Context) -> None:
     for name in _COMPARE_ONLY:
-        if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT:
+        if ctx.get_parameter_source(name) is not _DEFAULT:
             option = "--" + name.replace("_", "-")
-            raise click.UsageError(f"{option} needs --compare or --tail")
+            raise click.UsageError(f"{option} needs --compare, --tail or --overload")
 
 
 def _target(url: str | None) -> str:
@@ -272,21 +308,53 @@ def _compare(
     shard_base_port: int,
     load: Callable[[str], LoadPlan],
 ) -> list[Measurement]:
-    picked = chosen([name.strip() for name in variants.split(",") if name.strip()])
-    stack = plan(
+    picked = chosen(_names(variants))
+    stack, log_dir = _lab_stack(shards, workers, latency, port, shard_base_port)
+    plan = load(stack.gateway_url + AGGREGATE_PATH)
+    return uvloop.run(
+        compare(
+            stack, picked, plan, rounds, log_dir, _echo,
+            lambda label: Progress(label, plan.duration_s),
+        )
+    )  # fmt: skip
+
+
+def _overload(
+    variants: str,
+    shards: int,
+    workers: int,
+    latency: LatencyModel,
+    port: int,
+    shard_base_port: int,
+    load: Callable[[str], LoadPlan],
+) -> list[OverloadRun]:
+    picked = chosen(_names(variants))
+    stack, log_dir = _lab_stack(shards, workers, latency, port, shard_base_port)
+    saturation = load(stack.gateway_url + AGGREGATE_PATH)
+    return uvloop.run(
+        overload(
+            stack, picked, saturation, log_dir, _echo,
+            lambda label: Progress(label, saturation.duration_s),
+        )
+    )  # fmt: skip
+
+
+def _names(variants: str) -> list[str]:
+    return [name.strip() for name in variants.split(",") if name.strip()]
+
+
+def _lab_stack(
+    shards: int, workers: int, latency: LatencyModel | None, port: int, shard_base_port: int
+) -> tuple[Stack, Path]:
+    """The stack whose shards the experiment starts, and a new directory for its logs."""
+    stack = plan_stack(
         StackConfig(
             shards=shards, workers=workers, gateway_port=port,
             shard_base_port=shard_base_port, latency=latency,
         )
     )  # fmt: skip
-    log_dir = Path(tempfile.mkdtemp(prefix="shardstack-bench-"))
+    return stack, Path(tempfile.mkdtemp(prefix="shardstack-bench-"))
 
-    def ticks(label: str) -> Tick:
-        return Progress(label, load(stack.gateway_url).duration_s)
 
-    return uvloop.run(
-        compare(
-            stack, picked, load(stack.gateway_url + AGGREGATE_PATH), rounds, log_dir,
-            lambda line: click.echo(line, err=True), ticks,
-        )
-    )  # fmt: skip
+def _echo(line: str) -> None:
+    click.echo(line, err=True)

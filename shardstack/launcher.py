@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import resource
 import signal
 import time
 from collections import Counter
@@ -13,7 +12,12 @@ from typing import TypeVar
 
 from shardstack.prometheus import PROMETHEUS, SCRAPE_INTERVAL
 from shardstack.stack import GATEWAY, Stack
-from shardstack.supervisor import ChildFailed, Supervisor, check_ports_free
+from shardstack.supervisor import (
+    ChildFailed,
+    Supervisor,
+    check_ports_free,
+    raise_open_file_limit,
+)
 from shardstack.token_store import forget_token, save_token
 
 _T = TypeVar("_T")
@@ -33,7 +37,7 @@ async def run(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    _raise_open_file_limit()
+    raise_open_file_limit()
     supervisor = Supervisor(log_dir)
     began = time.monotonic()
     try:
@@ -58,13 +62,6 @@ async def run(
         echo(f"stopped {count} processes")
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-
-
-def _raise_open_file_limit() -> None:
-    """Every child inherits this: a gateway worker holding thousands of client connections
-    needs more descriptors than the usual soft limit of 1024."""
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 async def _unless_stopped(work: Awaitable[_T], stop: asyncio.Event) -> _T:

@@ -13,6 +13,7 @@ import contextlib
 import ctypes
 import functools
 import os
+import resource
 import signal
 import socket
 import sys
@@ -72,6 +73,14 @@ class _Child:
         )
         tail = _last_line(self.log_path)
         return f"{self.spec.name} {how}" + (f": {tail}" if tail else f" (log: {self.log_path})")
+
+
+def raise_open_file_limit() -> None:
+    """Raise this process's soft limit on open files to the hard limit; children inherit
+    it. A gateway worker, or the load generator, holding thousands of connections needs
+    more descriptors than the usual soft limit of 1024."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def check_ports_free(specs: Sequence[ProcessSpec]) -> None:

@@ -6,16 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from shardstack.bench.lab import lab
 from shardstack.bench.load import LoadPlan, Tick
 from shardstack.bench.measure import Measurement, measure
-from shardstack.bench.processes import ProcessTree
 from shardstack.bench.shard_calls import shard_calls
 from shardstack.bench.variants import Variant
 from shardstack.stack import Stack
-from shardstack.supervisor import Supervisor, check_ports_free
-
-STARTUP_TIMEOUT_S = 60.0
-STOP_GRACE_S = 15.0
 
 TickFactory = Callable[[str], Tick]
 
@@ -32,31 +28,20 @@ async def compare(
     """Start the shards once, then each variant in turn (`rounds` times, alternating);
     per variant, the round with the median throughput."""
     specs = [variant.spec(stack) for variant in variants]
-    check_ports_free([*stack.shard_specs, specs[0]])
-    supervisor = Supervisor(log_dir)
     runs: dict[str, list[Measurement]] = {variant.name: [] for variant in variants}
-    try:
-        echo(f"starting {len(stack.shard_specs)} shards (logs: {log_dir}) ...")
-        await supervisor.start(stack.shard_specs, STARTUP_TIMEOUT_S)
-        shards = ProcessTree(supervisor.pid(spec.name) for spec in stack.shard_specs)
+    async with lab(stack, specs[0], log_dir, echo) as running:
         for round_index in range(rounds):
             for variant, spec in zip(variants, specs, strict=True):
                 label = (
                     variant.name if rounds == 1 else f"{variant.name} {round_index + 1}/{rounds}"
                 )
                 echo(f"{label}: {variant.description}; {plan.describe()}")
-                await supervisor.start([spec], STARTUP_TIMEOUT_S)
-                try:
-                    server = ProcessTree([supervisor.pid(spec.name)])
+                async with running.serving(spec) as server:
                     calls_before = await shard_calls(stack.shards)
-                    result = await measure(variant.name, plan, server, ticks(label), shards)
+                    result = await measure(variant.name, plan, server, ticks(label), running.shards)
                     # Over warm-up and recording, against every answer the load got in both.
                     result.shard_calls = await shard_calls(stack.shards) - calls_before
                     runs[variant.name].append(result)
-                finally:
-                    await supervisor.stop_some([spec.name], STOP_GRACE_S)
-    finally:
-        await supervisor.stop([], STOP_GRACE_S)
     return [_median(runs[variant.name]) for variant in variants]
 
 

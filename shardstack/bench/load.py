@@ -32,6 +32,9 @@ class LoadPlan:
     duration_s: float = 10.0
     warmup_s: float = 2.0
     timeout_s: float = 10.0
+    # False: a new connection per request, so each lands on whichever server process
+    # accepts first rather than staying with the one it first reached.
+    keep_alive: bool = True
 
     @property
     def mode(self) -> str:
@@ -39,7 +42,8 @@ class LoadPlan:
 
     def describe(self) -> str:
         if self.rate is None:
-            return f"closed loop, {self.connections} connections"
+            fresh = "" if self.keep_alive else ", a new one per request"
+            return f"closed loop, {self.connections} connections{fresh}"
         return f"open loop, {self.rate:g}/s (up to {self.connections} connections)"
 
 
@@ -53,7 +57,7 @@ async def run_load(
 ) -> Recording:
     """Warm up for `warmup_s` (not recorded), then record `duration_s` of load;
     `measuring` is called as the recorded part begins."""
-    connector = aiohttp.TCPConnector(limit=plan.connections, force_close=False)
+    connector = aiohttp.TCPConnector(limit=plan.connections, force_close=not plan.keep_alive)
     timeout = aiohttp.ClientTimeout(total=plan.timeout_s)
     async with aiohttp.ClientSession(
         connector=connector, timeout=timeout, auto_decompress=False, trust_env=False

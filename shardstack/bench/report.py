@@ -6,6 +6,7 @@ import math
 from collections.abc import Sequence
 
 from shardstack.bench.measure import Measurement
+from shardstack.bench.overload import OverloadRun
 from shardstack.bench.recording import PERCENTILES
 
 MIB = 1024 * 1024
@@ -48,6 +49,40 @@ def table(
                 *(_ratio(m, by_name[name]) for name in bases),
             ]
         )
+    return _markdown(header, rows) if markdown else _aligned(header, rows)
+
+
+def overload_table(runs: Sequence[OverloadRun], markdown: bool = False) -> str:
+    """Per variant its peak, then each overload: goodput against the peak, the latency of
+    what was served, and the rate and latency of what was refused (503)."""
+    header = [
+        "variant", "offered", "goodput/s", "of peak", "2xx p50 ms", "2xx p99 ms",
+        "503/s", "503 p99 ms", "other errors", "CPU ms/answer",
+    ]  # fmt: skip
+    rows = []
+    for run in runs:
+        for m in (run.peak, *run.overloaded):
+            recording = m.recording
+            ok = recording.percentiles_ms(recording.ok_latency)
+            shed = recording.percentiles_ms(recording.shed_latency)
+            shed_rate = recording.statuses[503] / recording.elapsed_s if recording.elapsed_s else 0
+            others = {k: n for k, n in recording.errors().items() if k != "HTTP 503"}
+            of_peak = run.of_peak(m)
+            rows.append(
+                [
+                    m.name,
+                    f"closed, -c {m.plan.connections}" if m.plan.rate is None
+                    else f"{m.plan.rate:.1f}/s",
+                    f"{recording.throughput():.1f}",
+                    "-" if of_peak is None else f"{of_peak:.0%}",
+                    _ms(ok[50.0]),
+                    _ms(ok[99.0]),
+                    f"{shed_rate:.1f}",
+                    _ms(shed[99.0]),
+                    ", ".join(f"{k} {n}" for k, n in others.items()) or "0",
+                    _number(m.cpu_ms_per_answer()),
+                ]
+            )  # fmt: skip
     return _markdown(header, rows) if markdown else _aligned(header, rows)
 
 

@@ -28,9 +28,10 @@ class Variant:
     spec: Callable[[Stack], ProcessSpec]
 
 
-# The variants are compared on what their fan-out costs, with none of the gateway's
-# defences the seed and the floor lack: it queues what it cannot serve yet rather than
-# shed it, and neither skips (breakers) nor retries a shard.
+# The gateway-* variants are compared on what their fan-out costs, with none of the
+# gateway's defences the seed and the floor lack: it queues what it cannot serve yet
+# rather than shed it, and neither skips (breakers) nor retries a shard. The `gateway`
+# variant keeps them, for the overload experiment.
 _FAN_OUT_ONLY = {
     "max_queued_calls": "1000000",
     "permit_wait_ms": "600000",
@@ -39,8 +40,9 @@ _FAN_OUT_ONLY = {
 }
 
 
-def _gateway(name: str, **settings: str) -> Callable[[Stack], ProcessSpec]:
-    settings = {**_FAN_OUT_ONLY, **settings}
+def _gateway(name: str, defences: bool = False, **settings: str) -> Callable[[Stack], ProcessSpec]:
+    if not defences:
+        settings = {**_FAN_OUT_ONLY, **settings}
 
     def spec(stack: Stack) -> ProcessSpec:
         gateway_spec = stack.gateway_spec
@@ -77,10 +79,16 @@ def _app(
 
 DEFAULT_VARIANTS = ("gateway-aiohttp", "gateway-httpx", "seed", "floor")
 TAIL_VARIANTS = ("gateway-aiohttp", "gateway-hedged")
+OVERLOAD_VARIANTS = ("gateway", "seed")
 
 VARIANTS: Mapping[str, Variant] = {
     variant.name: variant
     for variant in (
+        Variant(
+            "gateway",
+            "this gateway as it ships: load shedding, circuit breakers and retries on",
+            _gateway("gateway", defences=True),
+        ),
         Variant(
             "gateway-aiohttp",
             "this gateway, aiohttp client",

@@ -22,13 +22,15 @@ from tests.e2e.observe import scrape
 pytestmark = pytest.mark.e2e
 
 
-def _bench(*args: str, timeout_s: float = 240) -> subprocess.CompletedProcess[str]:
+def _bench(
+    *args: str, timeout_s: float = 240, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "shardstack", "bench", *args],
         capture_output=True,
         text=True,
         timeout=timeout_s,
-        env={**os.environ, "SHARDSTACK_GATEWAY": ""},
+        env={**os.environ, "SHARDSTACK_GATEWAY": "", **(env or {})},
     )
 
 
@@ -110,8 +112,12 @@ def test_failures_are_reported_by_kind_and_no_answer_at_all_fails_the_command(
         (["--rate", "-5"], "--rate"),
         (["-c", "0"], "--connections"),
         (["ftp://127.0.0.1:1"], "URL: 'ftp://127.0.0.1:1' is not an http:// URL"),
-        (["--variants", "seed"], "--variants needs --compare or --tail"),
-        (["--compare", "--variants", "gateway,nginx"], "--variants: unknown gateway, nginx"),
+        (["--variants", "seed"], "--variants needs --compare, --tail or --overload"),
+        (["--overload", "--rate", "10"], "--overload sets its own rates"),
+        (["--overload", "--rounds", "2"], "--rounds needs --compare or --tail"),
+        (["--overload", "--tail"], "--tail and --overload are different experiments"),
+        (["--overload", "http://127.0.0.1:1"], "--overload starts its own servers; give no URL"),
+        (["--compare", "--variants", "gateway,grpc,nginx"], "--variants: unknown grpc, nginx"),
         (["--compare", "http://127.0.0.1:1"], "give no URL"),
     ],
 )
@@ -147,6 +153,40 @@ def test_compare_runs_each_variant_on_the_same_shards_and_gives_ratios(tmp_path:
     floor_row = next(row for row in rows if row.startswith("floor"))
     assert floor_row.split()[-1] == "1.00"
     # Everything it started is gone.
+    assert not any(listening(p) for p in (port, base, base + shards - 1))
+
+
+def test_overload_offers_each_variant_multiples_of_its_own_peak(tmp_path: Path) -> None:
+    # Three permits, three shards at 50 ms: one aggregate at a time, 20/s at most; ten
+    # times that is shed, and what is admitted is still served.
+    shards = 3
+    base = free_port_block(shards, also_at=ADMIN_PORT_OFFSET)
+    port = free_port()
+    out = tmp_path / "overload.json"
+    run = _bench(
+        "--overload", "--variants", "gateway", "--shards", str(shards), "--port", str(port),
+        "--shard-base-port", str(base), "--latency", "fixed:50", "-c", "4", "-d", "2s",
+        "--warmup", "500ms", "--json", str(out),
+        env={"GATEWAY_SEMAPHORE_SIZE": "3"},
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    results = _results(out)
+    assert list(results) == ["gateway", "gateway 2x", "gateway 10x"]
+    peak = results["gateway"]
+    assert peak["mode"] == "closed"
+    assert 5 < peak["throughput"] <= 21
+    for multiple in (2, 10):
+        overloaded = results[f"gateway {multiple}x"]
+        assert overloaded["mode"] == "open"
+        assert overloaded["rate"] == pytest.approx(multiple * peak["throughput"], rel=0.01)
+        assert set(overloaded["errors"]) <= {"HTTP 503"}, overloaded  # shed, nothing else
+    ten = results["gateway 10x"]
+    assert ten["errors"]["HTTP 503"] > ten["sent"] / 2
+    assert ten["throughput"] > peak["throughput"] / 2
+    assert ten["ok_latency_ms"]["99.0"] < 2000  # admitted work finishes within the deadline
+    header, *rows = run.stdout.strip().splitlines()
+    assert header.split()[:3] == ["variant", "offered", "goodput/s"]
+    assert [row.split()[0:2] for row in rows][1:] == [["gateway", "2x"], ["gateway", "10x"]]
     assert not any(listening(p) for p in (port, base, base + shards - 1))
 
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from gateway.fanout import FanOut, Limits
+from gateway.fanout import FanOut
 from gateway.metrics import GatewayMetrics
 from gateway.overload import Overloaded, ShedReason
 from gateway.permits import Permits
@@ -37,8 +37,8 @@ async def _fan_out(
     upstream = create_upstream(settings)
     try:
         metrics = GatewayMetrics(range(len(urls)))
-        permits = Permits(semaphore_size, max_queued, metrics)
-        fanout = FanOut(upstream, permits, Limits(5.0, permit_wait_s), metrics)
+        permits = Permits(semaphore_size, max_queued, permit_wait_s, metrics)
+        fanout = FanOut(upstream, permits, 5.0, metrics)
         deadline = asyncio.get_running_loop().time() + timeout_s
         results = await fanout.run(shard_table(settings.shard_urls), deadline)
     finally:
@@ -107,3 +107,33 @@ def test_a_permit_wait_past_the_deadline_leaves_the_deadline_in_charge(
     _, outcomes = asyncio.run(_fan_out(slow_shard_urls, 1, 0.5, permit_wait_s=2.0))
     assert outcomes.count(ShardOutcome.OK) == 2
     assert outcomes.count(ShardOutcome.TIMEOUT) == 2
+
+
+def test_a_request_that_would_wait_too_long_at_the_measured_rate_is_shed_at_once(
+    slow_shard_urls: list[str],
+) -> None:
+    # One permit passed on every 200 ms: once that rate is measured, a second request's
+    # four calls behind the first one's last would wait about a second, past 0.7 s (the
+    # first request's own last call waits 0.6 s).
+    async def scenario() -> tuple[list[ShardOutcome], ShedReason, float]:
+        settings = GatewaySettings(shard_urls=tuple(slow_shard_urls))
+        upstream = create_upstream(settings)
+        try:
+            metrics = GatewayMetrics(range(len(slow_shard_urls)))
+            fanout = FanOut(upstream, Permits(1, 100, 0.7, metrics), 5.0, metrics)
+            shards = shard_table(settings.shard_urls)
+            deadline = asyncio.get_running_loop().time() + 5.0
+            first = asyncio.create_task(fanout.run(shards, deadline))
+            await asyncio.sleep(DELAY_MS * 2.5 / 1000)  # two hand-offs measured
+            started = time.perf_counter()
+            with pytest.raises(Overloaded) as shed:
+                await fanout.run(shards, deadline)
+            shed_after = time.perf_counter() - started
+            return [r.status for r in await first], shed.value.reason, shed_after
+        finally:
+            await upstream.aclose()
+
+    first_outcomes, reason, shed_after_s = asyncio.run(scenario())
+    assert reason is ShedReason.QUEUE_WAIT
+    assert shed_after_s < DELAY_MS / 1000  # refused without waiting for a permit
+    assert first_outcomes == [ShardOutcome.OK] * 4  # the admitted request is untouched

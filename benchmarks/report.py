@@ -15,6 +15,7 @@ import contextlib
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -54,9 +55,13 @@ def main() -> None:
     generator = _generator_check(duration)
     half = _half_saturation(duration)
     memory = _stack_memory(duration)
+    overload = _bench(work / "overload.json", "--overload", "--workers", "2", "-c", "24",
+                      "-d", "15s" if not args.quick else "5s")  # fmt: skip
+    connections = _connections(10_000 if not args.quick else 2_000)
 
     _plot(compare, tail, DOCS / "benchmarks.png")
-    page = _page(compare, tail, generator, half, memory, time.monotonic() - started, args.quick)
+    page = _page(compare, tail, generator, half, memory, overload, connections,
+                 time.monotonic() - started, args.quick)  # fmt: skip
     (DOCS / "benchmarks.md").write_text(page)
     print(f"wrote {DOCS / 'benchmarks.md'} and {DOCS / 'benchmarks.png'}", file=sys.stderr)
 
@@ -73,10 +78,11 @@ def _bench(json_path: Path, *args: str) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def _stack(*args: str) -> Iterator[subprocess.Popen[bytes]]:
+def _stack(*args: str, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
     """`shardstack up ARGS` until the block ends, stopped as Ctrl-C would."""
     process = subprocess.Popen(
         [*SHARDSTACK, "up", "--no-prometheus", *args],
+        env={**os.environ, **(env or {})},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -104,9 +110,7 @@ def _generator_check(duration: str) -> dict[str, Any]:
     then the gateway's worker is profiled with py-spy while wrk loads it again."""
     seconds = int(duration.rstrip("s"))
     with _stack("--workers", "1", "--latency", "fixed:1") as process:
-        [master] = [p for p in psutil.Process(process.pid).children() if "gunicorn" in p.name()
-                    or "gunicorn" in " ".join(p.cmdline())]  # fmt: skip
-        [worker] = master.children()
+        [worker] = _gunicorn_master(process.pid).children()
         wrk_command = ["wrk", "-t1", "-c32", f"-d{seconds}s", f"{GATEWAY}/api/aggregate"]
         wrk_out = subprocess.run(wrk_command, check=True, stdout=subprocess.PIPE, text=True).stdout
         ours = _bench(_scratch(), GATEWAY, "-c", "32", "-d", duration)
@@ -166,6 +170,32 @@ def _half_saturation(duration: str) -> dict[str, Any]:
     return {"saturation": saturated["throughput"], "rate": rate, "idle": idle, **half}
 
 
+def _connections(count: int) -> dict[str, Any]:
+    """benchmarks/connections.py against `shardstack up` (2 workers): `count` connections
+    (the claim), then as many as one client process can open here (its open-file limit)."""
+    # Idle keep-alive connections are closed after GATEWAY_KEEPALIVE_S (5 s by default);
+    # holding thousands of mostly idle clients needs it longer.
+    with _stack("--latency", "fixed:1", env={"GATEWAY_KEEPALIVE_S": "300"}) as process:
+        master = _gunicorn_master(process.pid)
+        runs = {}
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        for connections in (count, max(count, hard - 500)):
+            command = [sys.executable, str(ROOT / "benchmarks" / "connections.py"),
+                       "--connections", str(connections), "--rate", "1000",
+                       "--pid", str(master.pid)]  # fmt: skip
+            print("$ " + " ".join(command[1:]), file=sys.stderr)
+            out = subprocess.run(command, check=True, stdout=subprocess.PIPE).stdout
+            runs[connections] = orjson.loads(out)
+            time.sleep(5)  # the previous run's connections closed
+    return {"runs": list(runs.values()), "hard_limit": hard}
+
+
+def _gunicorn_master(launcher_pid: int) -> psutil.Process:
+    [master] = [p for p in psutil.Process(launcher_pid).children()
+                if "gunicorn" in " ".join(p.cmdline())]  # fmt: skip
+    return master
+
+
 def _scratch() -> Path:
     return Path(tempfile.mkdtemp(prefix="shardstack-report-")) / "results.json"
 
@@ -222,6 +252,8 @@ def _page(
     generator: dict[str, Any],
     half: dict[str, Any],
     memory: dict[str, Any],
+    overload: dict[str, Any],
+    connections: dict[str, Any],
     took_s: float,
     quick: bool,
 ) -> str:
@@ -238,9 +270,6 @@ def _page(
         f"{_os_name()}"
     )
 
-    def verdict(ok: bool) -> str:
-        return "met" if ok else "**not met**"
-
     floor_ratio = gateway["throughput"] / floor["throughput"]
     seed_ratio = gateway["throughput"] / seed["throughput"]
     tail_ratio = plain["latency_ms"]["99.0"] / hedged["latency_ms"]["99.0"]
@@ -256,8 +285,8 @@ def _page(
         cpu_ratio=f"{seed['cpu_ms_per_answer'] / gateway['cpu_ms_per_answer']:.1f}",
         shards_cpu=f"{gateway['shards_cpu_ms_per_answer']:.1f}",
         floor_over_seed=f"{floor['throughput'] / seed['throughput']:.1f}",
-        floor_verdict=verdict(floor_ratio >= 0.8),
-        seed_verdict=verdict(seed_ratio >= 20),
+        floor_verdict=_verdict(floor_ratio >= 0.8),
+        seed_verdict=_verdict(seed_ratio >= 20),
         saturation=f"{half['saturation']:.0f}",
         half_rate=half["rate"],
         half_p50=f"{p['50.0']:.1f}",
@@ -266,12 +295,12 @@ def _page(
         floor_p99=f"{floor_p['99.0']:.1f}",
         half_table=half["table"],
         idle_table=half["idle"]["table"],
-        half_verdict=verdict(p["50.0"] <= 12 and p["99.0"] <= 20),
+        half_verdict=_verdict(p["50.0"] <= 12 and p["99.0"] <= 20),
         tail_command=tail["command"],
         tail_table=tail["table"],
         tail_ratio=f"{tail_ratio:.1f}",
         extra=f"{extra * 100:.1f}",
-        tail_verdict=verdict(tail_ratio >= 5 and extra <= 0.10),
+        tail_verdict=_verdict(tail_ratio >= 5 and extra <= 0.10),
         model_p50=f"{_tail_model(0.5, hedged=False):.0f}",
         model_plain_p99=f"{model_plain:.0f}",
         model_hedged_p99=f"{model_hedged:.0f}",
@@ -281,7 +310,7 @@ def _page(
         pss=f"{memory['peak_pss'] / MIB:.0f}",
         rss=f"{memory['peak_rss'] / MIB:.0f}",
         processes=memory["processes"],
-        memory_verdict=verdict(memory["peak_pss"] < 1024 * MIB),
+        memory_verdict=_verdict(memory["peak_pss"] < 1024 * MIB),
         wrk=f"{generator['wrk']:.1f}",
         ours=f"{generator['bench']:.1f}",
         generator_ratio=f"{generator['bench'] / generator['wrk']:.2f}",
@@ -290,7 +319,72 @@ def _page(
         ),
         gateway_cpu=f"{gateway['cpu_ms_per_answer']:.2f}",
         floor_cpu=f"{floor['cpu_ms_per_answer']:.2f}",
+        **_overload_figures(overload),
+        **_connection_figures(connections),
     )
+
+
+def _overload_figures(overload: dict[str, Any]) -> dict[str, str]:
+    r = overload["results"]
+    peak, seed_peak = r["gateway"]["throughput"], r["seed"]["throughput"]
+    figures = {"overload_command": overload["command"], "overload_table": overload["table"]}
+    worst = min(r[f"gateway {m}x"]["throughput"] for m in (2, 10)) / peak
+    worst_p99 = max(r[f"gateway {m}x"]["ok_latency_ms"]["99.0"] for m in (2, 10))
+    for m in (2, 10):
+        g, s = r[f"gateway {m}x"], r[f"seed {m}x"]
+        figures |= {
+            f"g{m}_share": f"{g['throughput'] / peak:.0%}",
+            f"g{m}_p99": f"{g['ok_latency_ms']['99.0']:.0f}",
+            f"g{m}_shed_p50": f"{g['shed_latency_ms']['50.0']:.1f}",
+            f"g{m}_shed_share": f"{g['errors'].get('HTTP 503', 0) / max(1, g['sent']):.0%}",
+            f"s{m}_share": f"{s['throughput'] / seed_peak:.0%}",
+            f"s{m}_p99": f"{s['ok_latency_ms']['99.0']:.0f}",
+            f"s{m}_timeouts": str(s["errors"].get("timeout", 0)),
+        }
+    figures["overload_verdict"] = _verdict(worst >= 0.9 and worst_p99 <= 2000)
+    return figures
+
+
+def _connection_figures(connections: dict[str, Any]) -> dict[str, str]:
+    claim, furthest = connections["runs"][0], connections["runs"][-1]
+    rows = []
+    for run in connections["runs"]:
+        errors = sum(run["open_errors"].values()) + sum(
+            sum(run[phase]["errors"].values()) for phase in ("first", "again")
+        )
+        answers = run["first"]["answers"] + run["again"]["answers"]
+        statuses = {k: run["first"]["statuses"].get(k, 0) + run["again"]["statuses"].get(k, 0)
+                    for k in {*run["first"]["statuses"], *run["again"]["statuses"]}}  # fmt: skip
+        late = run["first"]["past_deadline"] + run["again"]["past_deadline"]
+        rows.append(
+            f"| {run['connections']:,} | {run['opened']:,} | {answers:,} | "
+            + ", ".join(f"{k}: {v:,}" for k, v in sorted(statuses.items()))
+            + f" | {errors} | {late} | {run['first']['max_ms']:.0f} / {run['again']['max_ms']:.0f}"
+            f" | {run['held']['open_fds']:,} | {run['held']['pss_bytes'] / MIB:.0f} |"
+        )
+    per_connection = (furthest["held"]["pss_bytes"] - claim["held"]["pss_bytes"]) / max(
+        1, furthest["connections"] - claim["connections"]
+    )
+    claim_ok = (
+        claim["opened"] == claim["connections"]
+        and not claim["open_errors"]
+        and not claim["first"]["errors"] and not claim["again"]["errors"]
+        and claim["first"]["past_deadline"] + claim["again"]["past_deadline"] == 0
+        and claim["held"]["pss_bytes"] < 512 * MIB
+    )  # fmt: skip
+    return {
+        "connections_table": "\n".join(rows),
+        "claim": f"{claim['connections']:,}",
+        "claim_pss": f"{claim['held']['pss_bytes'] / MIB:.0f}",
+        "per_connection_kib": f"{per_connection / 1024:.0f}",
+        "furthest": f"{furthest['connections']:,}",
+        "fd_limit": f"{connections['hard_limit']:,}",
+        "connections_verdict": _verdict(claim_ok),
+    }
+
+
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "**not met**"
 
 
 def _tail_model(q: float, hedged: bool, shards: int = 20) -> float:

@@ -329,16 +329,16 @@ def _overload_figures(overload: dict[str, Any]) -> dict[str, str]:
     peak, seed_peak = r["gateway"]["throughput"], r["seed"]["throughput"]
     figures = {"overload_command": overload["command"], "overload_table": overload["table"]}
     worst = min(r[f"gateway {m}x"]["throughput"] for m in (2, 10)) / peak
-    worst_p99 = max(r[f"gateway {m}x"]["ok_latency_ms"]["99.0"] for m in (2, 10))
+    worst_p99 = max(r[f"gateway {m}x"]["ok_latency_ms"]["99.0"] or 0 for m in (2, 10))
     for m in (2, 10):
         g, s = r[f"gateway {m}x"], r[f"seed {m}x"]
         figures |= {
             f"g{m}_share": f"{g['throughput'] / peak:.0%}",
             f"g{m}_p99": f"{g['ok_latency_ms']['99.0']:.0f}",
-            f"g{m}_shed_p50": f"{g['shed_latency_ms']['50.0']:.1f}",
+            f"g{m}_shed_p50": _ms(g["shed_latency_ms"]["50.0"]),
             f"g{m}_shed_share": f"{g['errors'].get('HTTP 503', 0) / max(1, g['sent']):.0%}",
             f"s{m}_share": f"{s['throughput'] / seed_peak:.0%}",
-            f"s{m}_p99": f"{s['ok_latency_ms']['99.0']:.0f}",
+            f"s{m}_p99": _ms(s["ok_latency_ms"]["99.0"]),
             f"s{m}_timeouts": str(s["errors"].get("timeout", 0)),
         }
     figures["overload_verdict"] = _verdict(worst >= 0.9 and worst_p99 <= 2000)
@@ -381,6 +381,11 @@ def _connection_figures(connections: dict[str, Any]) -> dict[str, str]:
         "fd_limit": f"{connections['hard_limit']:,}",
         "connections_verdict": _verdict(claim_ok),
     }
+
+
+def _ms(value: float | None) -> str:
+    """A percentile of no answers is null in the JSON."""
+    return "-" if value is None else f"{value:.1f}"
 
 
 def _verdict(ok: bool) -> str:

@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from tests.conftest import HOST, free_port
+from tests.e2e.observe import HeldLoad, scrape, wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -143,6 +144,19 @@ def _wait_for(check: Callable[[], bool], what: str, timeout_s: float = UP_TIMEOU
     raise AssertionError(f"{what} not seen within {timeout_s}s (last: {last!r})")
 
 
+def _inject_fault(gateway: str, *spec: str) -> None:
+    """`shardstack fault inject SPEC --for 5m` through the stack's gateway."""
+    injected = subprocess.run(
+        [sys.executable, "-m", "shardstack", "fault", "inject", *spec, "--for", "5m",
+         "--gateway", gateway],
+        env={**os.environ, "SHARDSTACK_ADMIN_TOKEN": TOKEN},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert injected.returncode == 0, injected.stderr
+
+
 def test_the_compose_stack_answers_takes_faults_and_is_scraped(
     compose: tuple[Compose, str, str],
 ) -> None:
@@ -156,17 +170,7 @@ def test_the_compose_stack_answers_takes_faults_and_is_scraped(
 
     _wait_for(complete, "a complete aggregate from 20 shards")
 
-    injected = subprocess.run(
-        [
-            sys.executable, "-m", "shardstack", "fault", "inject", "3", "error",
-            "status=503", "--for", "5m", "--gateway", gateway,
-        ],
-        env={**os.environ, "SHARDSTACK_ADMIN_TOKEN": TOKEN},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )  # fmt: skip
-    assert injected.returncode == 0, injected.stderr
+    _inject_fault(gateway, "3", "error", "status=503")
     body = httpx.get(f"{gateway}/api/aggregate", timeout=10, trust_env=False).json()
     assert (body["status"], body["ok"], body["failed"]) == ("partial", 19, 1)
     [shard_3] = [entry for entry in body["shards"] if entry["shard"] == 3]
@@ -217,3 +221,33 @@ def test_the_loadgen_profile_loads_the_gateway(compose: tuple[Compose, str, str]
     assert sent > 0
     assert "Socket errors" not in run.stdout, run.stdout
     assert answered() - before >= sent
+
+
+# Last in this module: it stops the stack.
+def test_stopping_the_stack_under_load_cuts_no_request(compose: tuple[Compose, str, str]) -> None:
+    stack, gateway, _ = compose
+    _inject_fault(gateway, "all", "latency", "latency=fixed:800")
+    url = f"{gateway}/api/aggregate?timeout_ms=5000"
+    with HeldLoad(url, threads=8, timeout_s=20, max_s=120) as load:
+        wait_for(
+            gateway,
+            lambda s: s.get("gateway_aggregates_in_flight") >= 6,
+            timeout_s=60,
+            what="gateway_aggregates_in_flight",
+        )
+        load.stop_sending()
+        in_flight = scrape(gateway).get("gateway_aggregates_in_flight")
+        stopped_at = time.monotonic()
+        # Compose stops dependents first: Prometheus, then the gateway (SIGTERM: it stops
+        # accepting and finishes what it holds), then the shards it was calling.
+        stop = stack.run("stop", timeout_s=120)
+        assert stop.returncode == 0, stop.stdout + stop.stderr
+    cut = [outcome for _, _, outcome in load.records if outcome != "200"]
+    assert cut == [], load.outcomes
+    answered_after = sum(answered > stopped_at for _, answered, _ in load.records)
+    assert answered_after >= in_flight - 1  # the one scrape may have raced an answer
+    [container] = stack.run("ps", "-q", "gateway").stdout.split()
+    inspect = ["docker", "inspect", "-f", "{{.State.ExitCode}}", container]
+    exit_code = subprocess.run(inspect, capture_output=True, text=True, timeout=60).stdout
+    assert exit_code.strip() == "0"  # gunicorn stopped by SIGTERM, not killed at the grace
+    print(f"{answered_after} requests in flight at `docker-compose stop`, all answered 200")

@@ -26,6 +26,7 @@ from tests.e2e.conftest import (
     start_stack,
     wait_until_up,
 )
+from tests.e2e.observe import scrape
 
 pytestmark = pytest.mark.e2e
 
@@ -91,6 +92,7 @@ def test_shard_killed_mid_request_yields_partial_and_the_stack_keeps_running(
     stack: RunningStack,
 ) -> None:
     pid = get(f"{stack.shard_url(5)}/healthz").json()["pid"]
+    denied_before = scrape(stack.gateway_url).total("gateway_retries_denied_total")
     _set_latency(stack, 5, {"model": "fixed", "ms": 900})
     with ThreadPoolExecutor(1) as pool:
         in_flight = pool.submit(get, f"{stack.gateway_url}/api/aggregate", timeout_ms=3000)
@@ -105,7 +107,11 @@ def test_shard_killed_mid_request_yields_partial_and_the_stack_keeps_running(
         assert killed["status"] == "unreachable"
         assert "first try: reset" in killed["detail"]
     else:
+        # Not retried only when the worker's retry budget was spent (earlier tests on
+        # this stack retry whole fan-outs).
         assert killed["status"] == "reset"
+        denied = scrape(stack.gateway_url).total("gateway_retries_denied_total")
+        assert denied > denied_before
 
     after = get(f"{stack.gateway_url}/api/aggregate").json()
     assert after["status"] == "partial"

@@ -10,8 +10,9 @@ served, twice, over the same connection.
 3. again: every connection sends a second request, at `--rate` per second, on the
    connection it already has: a connection the server had dropped shows up as an error.
 
-Every request asks for one shard (`?shards=0`), so that the gateway's work per request is
-small and the figure is about connections; its deadline is the gateway's default.
+Every request asks for one shard (`?shards=I`, connection I's, round the 20 shards), so
+that the gateway's work per request is small and the figure is about connections; its
+deadline is the gateway's default.
 Requests are written and read on plain asyncio streams, not an HTTP client library, so
 that one client process can hold tens of thousands of them. It prints one JSON object.
 """
@@ -31,14 +32,15 @@ import orjson
 import psutil
 import uvloop
 
-PATH = "/api/aggregate?shards=0"
+SHARDS = 20
 
 
 class Client:
     """One connection, sending one request at a time and reading the whole answer."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, shard: int) -> None:
         self._host, self._port = host, port
+        self._request = f"GET /api/aggregate?shards={shard} HTTP/1.1\r\nHost: {host}\r\n\r\n"
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
 
@@ -48,7 +50,7 @@ class Client:
     async def get(self) -> int:
         assert self._reader is not None
         assert self._writer is not None
-        self._writer.write(f"GET {PATH} HTTP/1.1\r\nHost: {self._host}\r\n\r\n".encode())
+        self._writer.write(self._request.encode())
         head = await self._reader.readuntil(b"\r\n\r\n")
         status = int(head.split(b" ", 2)[1])
         length = 0
@@ -125,7 +127,9 @@ def _server_memory(pid: int) -> dict[str, int]:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    clients: list[Client | None] = [Client(args.host, args.port) for _ in range(args.connections)]
+    clients: list[Client | None] = [
+        Client(args.host, args.port, i % SHARDS) for i in range(args.connections)
+    ]
     opened = 0
     first = Tally()
     open_errors: Counter[str] = Counter()

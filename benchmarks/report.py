@@ -181,7 +181,7 @@ def _connections(count: int) -> dict[str, Any]:
         _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         for connections in (count, max(count, hard - 500)):
             command = [sys.executable, str(ROOT / "benchmarks" / "connections.py"),
-                       "--connections", str(connections), "--rate", "1000",
+                       "--connections", str(connections), "--rate", "500",
                        "--pid", str(master.pid)]  # fmt: skip
             print("$ " + " ".join(command[1:]), file=sys.stderr)
             out = subprocess.run(command, check=True, stdout=subprocess.PIPE).stdout
@@ -336,6 +336,7 @@ def _overload_figures(overload: dict[str, Any]) -> dict[str, str]:
             f"g{m}_share": f"{g['throughput'] / peak:.0%}",
             f"g{m}_p99": f"{g['ok_latency_ms']['99.0']:.0f}",
             f"g{m}_shed_p50": _ms(g["shed_latency_ms"]["50.0"]),
+            f"g{m}_shed_p99": _ms(g["shed_latency_ms"]["99.0"]),
             f"g{m}_shed_share": f"{g['errors'].get('HTTP 503', 0) / max(1, g['sent']):.0%}",
             f"s{m}_share": f"{s['throughput'] / seed_peak:.0%}",
             f"s{m}_p99": _ms(s["ok_latency_ms"]["99.0"]),

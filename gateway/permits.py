@@ -13,6 +13,9 @@ from gateway.overload import Overloaded, ShedReason
 # so the rate is counted over windows at least this long, then smoothed.
 _RATE_WINDOW_S = 0.05
 _RATE_SMOOTHING = 0.3
+# Admission aims the queue at this share of the longest wait, so that the measured rate's
+# noise seldom takes an admitted call past the limit (which sheds its request late).
+_ADMIT_WAIT_SHARE = 0.5
 
 
 class Permits:
@@ -21,11 +24,11 @@ class Permits:
     The gauges move with the semaphore rather than being sampled, so a scrape sees
     exactly how many calls hold a permit and how many queue for one.
 
-    A request is admitted only if its calls could all get a permit within `max_wait_s`:
-    while calls queue, the rate at which permits pass to them is measured, and a request
-    whose last call would wait longer at that rate is shed at once, before it holds any
-    permit. Shedding it later, after some of its calls ran, would spend capacity on an
-    answer nobody gets.
+    A request is admitted only if its calls could all get a permit well within
+    `max_wait_s`: while calls queue, the rate at which permits pass to them is measured,
+    and a request whose last call would wait longer than half of `max_wait_s` at that
+    rate is shed at once, before it holds any permit. Shedding it later, after some of
+    its calls ran, would spend capacity on an answer nobody gets.
     """
 
     def __init__(
@@ -35,6 +38,7 @@ class Permits:
         self._capacity = capacity
         self._max_queued = max_queued
         self._max_wait_s = max_wait_s
+        self._admit_wait_s = max_wait_s * _ADMIT_WAIT_SHARE
         self._held = 0
         self._queued = 0
         self._handoff_interval_s: float | None = None  # smoothed, while calls queue
@@ -54,7 +58,10 @@ class Permits:
             if self._queued + would_queue > self._max_queued:
                 raise Overloaded(ShedReason.QUEUE_FULL)
             interval = self._handoff_interval_s
-            if interval is not None and (self._queued + would_queue) * interval > self._max_wait_s:
+            if (
+                interval is not None
+                and (self._queued + would_queue) * interval > self._admit_wait_s
+            ):
                 raise Overloaded(ShedReason.QUEUE_WAIT)
         return asyncio.get_running_loop().time() + self._max_wait_s
 

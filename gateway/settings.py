@@ -54,7 +54,8 @@ class GatewaySettings(BaseSettings):
         1000,
         ge=1,
         le=600_000,
-        description="a request whose call waits longer than this for a permit is shed (503)",
+        description="the longest a call may wait for a permit before its request is shed "
+        "(503); a request whose calls would wait more than half of it is shed at once",
     )
     pool_max_connections: int = Field(
         100, ge=1, le=1_000_000, description="upstream pool size per worker"

@@ -339,7 +339,7 @@ def _overload_figures(overload: dict[str, Any]) -> dict[str, str]:
             f"g{m}_shed_p99": _ms(g["shed_latency_ms"]["99.0"]),
             f"g{m}_shed_share": f"{g['errors'].get('HTTP 503', 0) / max(1, g['sent']):.0%}",
             f"s{m}_share": f"{s['throughput'] / seed_peak:.0%}",
-            f"s{m}_p99": _ms(s["ok_latency_ms"]["99.0"]),
+            f"s{m}_p99": _p99_phrase(s["ok_latency_ms"]["99.0"]),
             f"s{m}_timeouts": str(s["errors"].get("timeout", 0)),
         }
     figures["overload_verdict"] = _verdict(worst >= 0.9 and worst_p99 <= 2000)
@@ -348,6 +348,7 @@ def _overload_figures(overload: dict[str, Any]) -> dict[str, str]:
 
 def _connection_figures(connections: dict[str, Any]) -> dict[str, str]:
     claim, furthest = connections["runs"][0], connections["runs"][-1]
+    phases = ("first", "again")
     rows = []
     for run in connections["runs"]:
         errors = sum(run["open_errors"].values()) + sum(
@@ -378,10 +379,19 @@ def _connection_figures(connections: dict[str, Any]) -> dict[str, str]:
         "claim": f"{claim['connections']:,}",
         "claim_pss": f"{claim['held']['pss_bytes'] / MIB:.0f}",
         "per_connection_kib": f"{per_connection / 1024:.0f}",
+        "fifty_k_mib": f"{per_connection * 50_000 / MIB:.0f}",
         "furthest": f"{furthest['connections']:,}",
+        "furthest_ok": f"{sum(furthest[phase]['statuses'].get('200', 0) for phase in phases):,}",
+        "furthest_answers": f"{furthest['first']['answers'] + furthest['again']['answers']:,}",
+        "claim_slowest": f"{max(claim['first']['max_ms'], claim['again']['max_ms']):.0f}",
+        "furthest_slowest": f"{max(furthest['first']['max_ms'], furthest['again']['max_ms']):.0f}",
         "fd_limit": f"{connections['hard_limit']:,}",
         "connections_verdict": _verdict(claim_ok),
     }
+
+
+def _p99_phrase(value: float | None) -> str:
+    return "not one 200" if value is None else f"2xx p99 {value:.0f} ms"
 
 
 def _ms(value: float | None) -> str:

@@ -28,7 +28,7 @@ typecheck: $(BIN)/.installed
 unit: $(BIN)/.installed
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-# Regenerate docs/benchmarks.md and its plot (about 8 minutes; needs wrk).
+# Regenerate docs/benchmarks.md and its plot (about 14 minutes; needs wrk).
 benchmarks: $(BIN)/.installed
 	$(BIN)/python benchmarks/report.py $(ARGS)
 

@@ -1,6 +1,6 @@
 """Regenerate docs/benchmarks.md and docs/benchmarks.png: every figure from one run.
 
-    .venv/bin/python benchmarks/report.py            # about 8 minutes on 2 cores
+    .venv/bin/python benchmarks/report.py            # about 14 minutes on 2 cores
     .venv/bin/python benchmarks/report.py --quick    # shorter runs, for a look
 
 Each experiment is the `shardstack` CLI as a user runs it (`shardstack bench --compare`,

@@ -34,6 +34,10 @@ def _bench(
     )
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _results(path: Path) -> dict[str, dict[str, Any]]:
     return {result["name"]: result for result in orjson.loads(path.read_bytes())}
 
@@ -200,6 +204,9 @@ def test_ctrl_c_stops_a_comparison_and_everything_it_started(tmp_path: Path) -> 
             [sys.executable, "-m", "shardstack", "bench", "--compare", "--shards", str(shards),
              "--port", str(port), "--shard-base-port", str(base), "-d", "60s"],
             stdout=subprocess.DEVNULL, stderr=stderr,
+            # As from a terminal: a suite started in the background inherits SIGINT
+            # ignored, and Python then leaves Ctrl-C alone.
+            preexec_fn=_default_sigint,
         )  # fmt: skip
     try:
         deadline = time.monotonic() + 60

@@ -24,8 +24,8 @@ class Overloaded(Exception):
 _EXPLAINED = {
     ShedReason.QUEUE_FULL: "over capacity: its shard calls would queue past "
     "GATEWAY_MAX_QUEUED_CALLS; retry later",
-    ShedReason.QUEUE_WAIT: "over capacity: its shard calls would wait longer than "
-    "GATEWAY_PERMIT_WAIT_MS for permits; retry later",
+    ShedReason.QUEUE_WAIT: "over capacity: at the rate permits free up, its shard calls "
+    "would wait more than half of GATEWAY_PERMIT_WAIT_MS; retry later",
     ShedReason.PERMIT_WAIT: "over capacity: no shard-call permit within "
     "GATEWAY_PERMIT_WAIT_MS; retry later",
 }

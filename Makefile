@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: up test lint typecheck unit benchmarks constraints clean
+.PHONY: up test lint typecheck unit test-docker-fresh benchmarks constraints clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ typecheck: $(BIN)/.installed
 
 unit: $(BIN)/.installed
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The Docker tests as a new machine runs them: this project's images and the engine's
+# build cache are removed first, so everything is built from nothing (about 4 minutes).
+test-docker-fresh: $(BIN)/.installed
+	$(BIN)/pytest -m docker --fresh-images $(PYTEST_ARGS)
 
 # Regenerate docs/benchmarks.md and its plot (about 14 minutes; needs wrk).
 benchmarks: $(BIN)/.installed

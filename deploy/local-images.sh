@@ -6,8 +6,9 @@
 #   PYTHON_IMAGE=shardstack-python:bookworm PROMETHEUS_IMAGE=shardstack-prometheus:bookworm \
 #       docker-compose up --build
 #
-# Needs root, docker, debootstrap and apt-get. Images that exist are kept. Downloads made
-# inside `docker build` go through this machine's TLS-intercepting proxy, so the base
+# Needs root, docker, debootstrap and apt-get. Images that exist are kept if this version of
+# the script made them (a label holds its hash); otherwise they are made again. Downloads
+# made inside `docker build` go through this machine's TLS-intercepting proxy, so the base
 # carries the host's CA bundle and points pip at it.
 set -euo pipefail
 
@@ -18,7 +19,13 @@ CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-have() { docker image inspect "$1" >/dev/null 2>&1; }
+RECIPE_LABEL=io.shardstack.local-images
+RECIPE=$(sha256sum "$0" | cut -c1-16)
+# An image of this recipe, on top of the Python base as it is now.
+have() {
+    [ "$(docker image inspect -f "{{index .Config.Labels \"$RECIPE_LABEL\"}}" "$1" 2>/dev/null)" \
+        = "$RECIPE${2:+-$2}" ]
+}
 
 if ! have "$PYTHON_IMAGE"; then
     echo "local-images: $PYTHON_IMAGE from Debian bookworm (debootstrap, about a minute) ..."
@@ -32,10 +39,12 @@ if ! have "$PYTHON_IMAGE"; then
     tar -C "$work/root" -c . | docker import \
         --change "ENV PIP_CERT=$CA_BUNDLE" \
         --change 'CMD ["python3"]' \
+        --change "LABEL $RECIPE_LABEL=$RECIPE" \
         - "$PYTHON_IMAGE" >/dev/null
 fi
 
-if ! have "$PROMETHEUS_IMAGE"; then
+base_id=$(docker image inspect -f '{{.Id}}' "$PYTHON_IMAGE" | cut -c8-19)
+if ! have "$PROMETHEUS_IMAGE" "$base_id"; then
     echo "local-images: $PROMETHEUS_IMAGE from Debian's prometheus package ..."
     if ! (cd "$work" && apt-get download prometheus >/dev/null 2>&1); then
         apt-get update -qq
@@ -47,6 +56,7 @@ if ! have "$PROMETHEUS_IMAGE"; then
     # Laid out as the upstream image is: binary in /bin, data in /prometheus, run as nobody.
     cat >"$work/context/Dockerfile" <<DOCKERFILE
 FROM $PYTHON_IMAGE
+LABEL $RECIPE_LABEL=$RECIPE-$base_id
 COPY prometheus /bin/prometheus
 RUN mkdir -p /prometheus /etc/prometheus && chown nobody:nogroup /prometheus
 USER nobody

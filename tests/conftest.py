@@ -17,9 +17,39 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway.settings import ENV_PREFIX as GATEWAY_ENV_PREFIX
+from shard_sim.settings import ENV_PREFIX as SHARD_ENV_PREFIX
+
 HOST = "127.0.0.1"
 ADMIN_TOKEN = "test-admin-token-0123456789"
 ADMIN = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+
+# What the product reads from the environment: the services' settings, the CLI's token and
+# gateway, the metrics directory. A developer's shell may export any of them.
+_PRODUCT_ENV_PREFIXES = (GATEWAY_ENV_PREFIX, SHARD_ENV_PREFIX, "SHARDSTACK_")
+_PRODUCT_ENV = ("PROMETHEUS_MULTIPROC_DIR",)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--fresh-images",
+        action="store_true",
+        help="remove this project's Docker images and the engine's build cache first, "
+        "so the Docker tests build everything as a new machine does",
+    )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _environment_of_a_new_machine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The suite sees what CI sees: none of the product's variables from the shell that
+    started it, and an empty state directory instead of the tokens `shardstack up` left
+    under ~/.local/state."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in list(os.environ):
+            if name.startswith(_PRODUCT_ENV_PREFIXES) or name in _PRODUCT_ENV:
+                patch.delenv(name)
+        patch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+        yield
 
 
 def assert_problem(response: Any, status: int, fields: list[str] | None = None) -> None:

@@ -5,12 +5,14 @@ Base images come from deploy/local-images.sh (Debian's packages), since no regis
 be reached here; the Dockerfile and docker-compose.yml are what a user runs. Grafana has
 no Debian package, so its service is the one left out. Skipped, with the reason, only
 where no Docker engine can be started.
+
+The images and the stack's start have budgets of their own (tests/deploy/conftest.py,
+UP_TIMEOUT_S); the per-test timeout holds for each test's own body.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -24,56 +26,11 @@ import pytest
 from tests.conftest import HOST, free_port
 from tests.e2e.observe import HeldLoad, scrape, wait_for
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(func_only=True)]
 
 ROOT = Path(__file__).parents[2]
 TOKEN = "compose-test-token-" + uuid.uuid4().hex[:16]
-LOCAL_IMAGES = {
-    "PYTHON_IMAGE": "shardstack-python:bookworm",
-    "PROMETHEUS_IMAGE": "shardstack-prometheus:bookworm",
-}
 UP_TIMEOUT_S = 300
-
-
-def _engine_running() -> bool:
-    return subprocess.run(["docker", "info"], capture_output=True).returncode == 0
-
-
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """A running Docker engine: the one there is, or a dockerd started (and stopped) here.
-    Skips where none can be had, except in CI, which installs one."""
-    reason, daemon = _start_engine(tmp_path_factory.mktemp("dockerd") / "dockerd.log")
-    if reason is not None:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI needs a Docker engine: {reason}")
-        pytest.skip(reason)
-    yield
-    if daemon is not None:
-        daemon.terminate()
-        daemon.wait(60)
-
-
-def _start_engine(log: Path) -> tuple[str | None, subprocess.Popen[bytes] | None]:
-    if shutil.which("docker") is None or shutil.which("docker-compose") is None:
-        return (
-            "docker and docker-compose are not installed (Debian: docker.io docker-compose)",
-            None,
-        )
-    if _engine_running():
-        return None, None
-    if shutil.which("dockerd") is None or os.geteuid() != 0:
-        return "no Docker engine is running, and this user cannot start dockerd", None
-    with log.open("ab") as out:
-        daemon = subprocess.Popen(["dockerd"], stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if _engine_running():
-            return None, daemon
-        time.sleep(1)
-    daemon.terminate()
-    daemon.wait(60)
-    return f"dockerd did not come up within 60s (log: {log})", None
 
 
 class Compose:
@@ -97,22 +54,13 @@ class Compose:
 
 @pytest.fixture(scope="module")
 def compose(
-    engine: None, tmp_path_factory: pytest.TempPathFactory
+    stack_images: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Compose, str, str]]:
     logs = tmp_path_factory.mktemp("compose")
-    images = subprocess.run(
-        [str(ROOT / "deploy" / "local-images.sh")],
-        env={**os.environ, **LOCAL_IMAGES},
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert images.returncode == 0, images.stdout + images.stderr
-
     gateway_port, prometheus_port = free_port(), free_port()
     env = {
         **os.environ,
-        **LOCAL_IMAGES,
+        **stack_images,
         "SHARDSTACK_ADMIN_TOKEN": TOKEN,
         "GATEWAY_PORT": str(gateway_port),
         "PROMETHEUS_PORT": str(prometheus_port),
@@ -121,7 +69,7 @@ def compose(
     try:
         # Grafana has no Debian package; loadgen runs on demand (its own test).
         services = [name for name in stack.services() if name not in {"grafana", "loadgen"}]
-        up = stack.run("up", "-d", "--build", *services)
+        up = stack.run("up", "-d", *services, timeout_s=UP_TIMEOUT_S)
         assert up.returncode == 0, up.stdout + up.stderr
         yield stack, f"http://{HOST}:{gateway_port}", f"http://{HOST}:{prometheus_port}"
     finally:

@@ -29,7 +29,8 @@ unit: $(BIN)/.installed
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # The Docker tests as a new machine runs them: this project's images and the engine's
-# build cache are removed first, so everything is built from nothing (about 4 minutes).
+# build cache are removed first, so everything is built from nothing (about 3 minutes,
+# one more to create .venv).
 test-docker-fresh: $(BIN)/.installed
 	$(BIN)/pytest -m docker --fresh-images $(PYTEST_ARGS)
 

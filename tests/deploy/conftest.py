@@ -104,35 +104,35 @@ def stack_images(docker_engine: None, request: pytest.FixtureRequest) -> dict[st
     return dict(LOCAL_IMAGES)
 
 
+def _run(command: list[str], what: str, timeout_s: float | None = None) -> str:
+    """`command`'s output, run where Compose finds the build's variables; fails with its
+    own words if it fails."""
+    done = subprocess.run(
+        command,
+        cwd=ROOT,
+        env={**os.environ, **_BUILD_ENV},
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
+    assert done.returncode == 0, f"{what} failed:\n{done.stdout}{done.stderr}"
+    return done.stdout
+
+
 def _run_within(started: float, command: list[str], what: str) -> None:
     left = IMAGES_TIMEOUT_S - (time.monotonic() - started)
     try:
-        done = subprocess.run(
-            command,
-            cwd=ROOT,
-            env={**os.environ, **_BUILD_ENV},
-            capture_output=True,
-            text=True,
-            timeout=max(left, 1),
-        )
+        _run(command, what, timeout_s=max(left, 1))
     except subprocess.TimeoutExpired as expired:
         pytest.fail(f"{what}: the images were not built within {IMAGES_TIMEOUT_S}s: {expired}")
-    assert done.returncode == 0, f"{what} failed:\n{done.stdout}{done.stderr}"
 
 
 def _remove_project_images() -> list[str]:
     """Remove every image the compose file names and the bases, then what builds leave
     (dangling stages, the build cache): the engine then holds none of this project's
     layers. The build cache has no per-project label, so it is cleared whole."""
-    resolved = subprocess.run(
-        ["docker-compose", "config"],
-        cwd=ROOT,
-        env={**os.environ, **_BUILD_ENV},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    named = {service["image"] for service in yaml.safe_load(resolved.stdout)["services"].values()}
+    resolved = yaml.safe_load(_run(["docker-compose", "config"], "docker-compose config"))
+    named = {service["image"] for service in resolved["services"].values()}
     present = [
         image
         for image in sorted(named | set(LOCAL_IMAGES.values()))
@@ -140,11 +140,7 @@ def _remove_project_images() -> list[str]:
         == 0
     ]
     if present:
-        subprocess.run(
-            ["docker", "image", "rm", "--force", *present], check=True, capture_output=True
-        )
-    subprocess.run(["docker", "image", "prune", "--force"], check=True, capture_output=True)
-    subprocess.run(
-        ["docker", "builder", "prune", "--all", "--force"], check=True, capture_output=True
-    )
+        _run(["docker", "image", "rm", "--force", *present], "docker image rm")
+    _run(["docker", "image", "prune", "--force"], "docker image prune")
+    _run(["docker", "builder", "prune", "--all", "--force"], "docker builder prune")
     return present

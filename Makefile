@@ -21,6 +21,7 @@ test: lint typecheck unit
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy
@@ -36,7 +37,7 @@ test-docker-fresh: $(BIN)/.installed
 
 # Regenerate docs/benchmarks.md and its plot (about 14 minutes; needs wrk).
 benchmarks: $(BIN)/.installed
-	$(BIN)/python benchmarks/report.py $(ARGS)
+	$(BIN)/python benchmarks/regenerate.py $(ARGS)
 
 # Re-pin every dependency to the newest versions allowed by pyproject.toml.
 constraints:

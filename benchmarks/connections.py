@@ -32,7 +32,9 @@ import orjson
 import psutil
 import uvloop
 
-SHARDS = 20
+from shardstack.common import topology
+
+SHARDS = topology.SHARD_COUNT
 
 
 class Client:
@@ -181,7 +183,7 @@ def main() -> None:
         "--deadline", type=float, default=2.0, help="the gateway's default, seconds"
     )
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--port", type=int, default=topology.GATEWAY_PORT)
     parser.add_argument("--pid", type=int, required=True, help="the gunicorn master's pid")
     args = parser.parse_args()
     need = args.connections + 100

@@ -20,7 +20,9 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-SHARDS = 20
+from shardstack.common import topology
+
+SHARDS = topology.SHARD_COUNT
 ROUNDS = 7
 REQUESTS = 3000
 

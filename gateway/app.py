@@ -18,24 +18,24 @@ from gateway.hedging import Hedging
 from gateway.metrics import GatewayMetrics, sample_pool
 from gateway.permits import Permits
 from gateway.retries import Retries
-from gateway.routes import aggregate, faults, health, metrics
+from gateway.routes import aggregate, exposition, faults, health
 from gateway.settings import GatewaySettings
 from gateway.shard_admin import ShardAdmin
 from gateway.shards import Shard, shard_table
 from gateway.state import GatewayState
 from gateway.upstream import ConnectionHooks, UpstreamClient, create_upstream
 from shardstack import __version__
-from shardstack.admin_token import token_or_new
-from shardstack.problem import EXCEPTION_HANDLERS, problem_response
-from shardstack.tasks import cancel_and_wait
-from shardstack.validation import InvalidInput, field_errors
+from shardstack.common.admin_token import token_or_new
+from shardstack.common.problem import EXCEPTION_HANDLERS, problem_response
+from shardstack.common.tasks import cancel_and_wait
+from shardstack.common.validation import InvalidInput, field_errors
 
 _log = logging.getLogger("gateway")
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
-    # Under gunicorn the master makes a missing token (deploy/gunicorn.conf.py), so every
+    # Under gunicorn the master makes a missing token (gateway/gunicorn_conf.py), so every
     # worker shares it; this covers the app run on its own.
     token = token_or_new(settings.admin_token, _log, "gateway")
     shards = shard_table(settings.shard_urls, settings.shard_admin_port_offset)
@@ -77,7 +77,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(aggregate.router)
     app.include_router(health.router)
     app.include_router(faults.router)
-    app.include_router(metrics.router)
+    app.include_router(exposition.router)
     return app
 
 

@@ -173,27 +173,35 @@ class FanOut:
         threshold_s = None if hedging is None else hedging.threshold_s(shard.id)
         if hedging is None or threshold_s is None:
             return await self._client.get(shard.data_url, headers, timing)
-        tasks = [asyncio.create_task(self._client.get(shard.data_url, headers, timing))]
+        primary = asyncio.create_task(self._client.get(shard.data_url, headers, timing))
         try:
-            done, _ = await asyncio.wait(tasks, timeout=threshold_s)
-            if done or not await hedging.may_hedge(self._permits):
-                return await tasks[0]
-            backup_timing = CallTiming()
-            tasks.append(
-                asyncio.create_task(self._client.get(shard.data_url, headers, backup_timing))
-            )
-            winner = await _first_answer(*tasks)
-            if winner is tasks[1]:
-                hedging.won()
-                timing.headers_at = backup_timing.headers_at
-            return winner.result()
+            done, _ = await asyncio.wait({primary}, timeout=threshold_s)
+            if done:
+                return primary.result()
+            async with hedging.permit(self._permits) as granted:
+                if not granted:
+                    return await primary
+                backup_timing = CallTiming()
+                backup = asyncio.create_task(
+                    self._client.get(shard.data_url, headers, backup_timing)
+                )
+                try:
+                    winner = await _first_answer(primary, backup)
+                finally:
+                    await _cancelled(backup)
+                if winner is backup:
+                    hedging.won()
+                    timing.headers_at = backup_timing.headers_at
+                return winner.result()
         finally:
-            for task in tasks:
-                if not task.done():
-                    task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            if len(tasks) > 1:
-                self._permits.release()  # the hedge's, taken by may_hedge
+            await _cancelled(primary)
+
+
+async def _cancelled(task: asyncio.Task[UpstreamResponse]) -> None:
+    """Cancel `task` if it still runs, and wait until it has ended."""
+    if not task.done():
+        task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 async def _first_answer(

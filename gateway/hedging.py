@@ -9,7 +9,8 @@ shard is a few lines.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 
 from gateway.budget import CallBudget
 from gateway.metrics import GatewayMetrics
@@ -64,15 +65,23 @@ class Hedging:
         if ok:
             self._trackers[shard_id].observe(seconds)
 
-    async def may_hedge(self, permits: Permits) -> bool:
-        """A hedge needs a permit free now and budget; the caller releases the permit."""
-        if await permits.try_acquire():
-            if self._budget.try_spend():
-                self._metrics.hedges_sent.inc()
-                return True
+    @asynccontextmanager
+    async def permit(self, permits: Permits) -> AsyncIterator[bool]:
+        """Whether a hedge may go: it needs a permit free now and budget. The permit is
+        held until the block ends, so the hedge's call must end inside it."""
+        if not await permits.try_acquire():
+            self._metrics.hedges_denied.inc()
+            yield False
+            return
+        try:
+            if not self._budget.try_spend():
+                self._metrics.hedges_denied.inc()
+                yield False
+                return
+            self._metrics.hedges_sent.inc()
+            yield True
+        finally:
             permits.release()
-        self._metrics.hedges_denied.inc()
-        return False
 
     def won(self) -> None:
         self._metrics.hedges_won.inc()

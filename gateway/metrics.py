@@ -25,7 +25,7 @@ from gateway.multiprocess import multiprocess_dir
 from gateway.overload import ShedReason
 from gateway.results import AggregateStatus, ShardOutcome
 from gateway.upstream import UpstreamClient
-from shardstack.latency_buckets import LATENCY_BUCKETS_S
+from shardstack.common.latency_buckets import LATENCY_BUCKETS_S
 
 
 class GatewayMetrics:

@@ -3,7 +3,7 @@ writes to, and its lifecycle.
 
 Each worker writes its values to files in `PROMETHEUS_MULTIPROC_DIR`; a scrape of any
 worker reads them all, so every scrape reports the whole gateway. The master (see
-deploy/gunicorn.conf.py) calls:
+gateway/gunicorn_conf.py) calls:
 
 - `prepare_dir` once at start, before any worker forks: a fresh, empty directory;
 - `worker_exited` when a worker exits: its live gauges leave the sums (its counters and

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from pydantic import SecretStr
 
 from gateway.shards import Shard, select
-from shard_sim.faults import REQUEST_FAULT_HEADER, parse_request_fault
-from shardstack.validation import InvalidInput
+from shardstack.common.faults import REQUEST_FAULT_HEADER, parse_request_fault
+from shardstack.common.validation import InvalidInput
 
 
 def shard_headers(

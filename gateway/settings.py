@@ -1,6 +1,6 @@
 """The gateway's settings, read once from `GATEWAY_*` environment variables.
 
-One class serves both the app (in each worker) and `deploy/gunicorn.conf.py` (in the
+One class serves both the app (in each worker) and `gateway/gunicorn_conf.py` (in the
 master), so a bad value stops the gateway before any worker forks.
 """
 
@@ -11,20 +11,13 @@ from typing import Annotated, Literal
 from pydantic import AnyHttpUrl, Field, TypeAdapter, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from shard_sim.settings import ADMIN_PORT_OFFSET
-from shardstack.admin_token import TOKEN_ENV, AdminToken
-from shardstack.validation import not_below
+from shardstack.common import topology
+from shardstack.common.admin_token import TOKEN_ENV, AdminToken
+from shardstack.common.validation import not_below
 
 ENV_PREFIX = "GATEWAY_"
-DEFAULT_SHARD_COUNT = 20
-DEFAULT_SHARD_BASE_PORT = 9000
 
 _URL = TypeAdapter(AnyHttpUrl)
-
-
-def local_shard_urls(count: int, base_port: int, host: str = "127.0.0.1") -> tuple[str, ...]:
-    """The URLs `shardstack up` gives its shards: host:base_port+i for i in 0..count-1."""
-    return tuple(f"http://{host}:{base_port + index}" for index in range(count))
 
 
 class GatewaySettings(BaseSettings):
@@ -33,7 +26,7 @@ class GatewaySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, populate_by_name=True)
 
     shard_urls: Annotated[tuple[str, ...], NoDecode] = Field(
-        default=local_shard_urls(DEFAULT_SHARD_COUNT, DEFAULT_SHARD_BASE_PORT),
+        default=topology.local_shard_urls(),
         description="comma-separated shard base URLs; shard i is the i-th",
     )
     upstream_client: Literal["aiohttp", "httpx"] = Field(
@@ -79,7 +72,7 @@ class GatewaySettings(BaseSettings):
         1000, ge=1, le=60_000, description="per-shard health check in /readyz"
     )
     shard_admin_port_offset: int = Field(
-        ADMIN_PORT_OFFSET,
+        topology.ADMIN_PORT_OFFSET,
         ge=-65534,
         le=65534,
         description="a shard's admin port is its data port plus this (SHARD_ADMIN_PORT)",
@@ -120,7 +113,11 @@ class GatewaySettings(BaseSettings):
         False, description="honour the X-Shardstack-Fault header on /api/aggregate"
     )
 
-    bind: str = Field("127.0.0.1:8000", min_length=1, description="gunicorn bind address")
+    bind: str = Field(
+        f"{topology.HOST}:{topology.GATEWAY_PORT}",
+        min_length=1,
+        description="gunicorn bind address",
+    )
     workers: int = Field(2, ge=1, le=256, description="gunicorn worker processes")
     worker_timeout_s: int = Field(
         30, ge=1, le=3600, description="gunicorn kills a silent worker after this"

@@ -8,8 +8,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
-from shard_sim.settings import ADMIN_PORT_OFFSET
-from shardstack.validation import InvalidInput
+from shardstack.common.topology import ADMIN_PORT_OFFSET
+from shardstack.common.validation import InvalidInput
 
 
 @dataclass(frozen=True, slots=True)

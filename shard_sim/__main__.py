@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from shard_sim.app import create_app
 from shard_sim.server import FaultableProtocol, ShardServer
 from shard_sim.settings import ENV_PREFIX, ShardSettings
-from shardstack.validation import InvalidInput
+from shardstack.common.validation import InvalidInput
 
 
 def main() -> int:

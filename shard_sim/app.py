@@ -1,8 +1,6 @@
 """The shard's ASGI app factory.
 
-Plain Starlette rather than FastAPI: a shard is a tiny fixed API, and twenty of them
-run at once, so the smaller import (about 7 MiB less per process) is worth more here
-than generated OpenAPI docs.
+Plain Starlette rather than FastAPI (README, design notes: twenty of them run at once).
 """
 
 from __future__ import annotations
@@ -15,12 +13,12 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 
 from shard_sim.listener_watch import keep_listener_in_step
-from shard_sim.routes import admin, data, metrics
+from shard_sim.routes import admin, data, exposition
 from shard_sim.settings import ShardSettings
 from shard_sim.state import NoListener, ShardState
-from shardstack.admin_token import token_or_new
-from shardstack.problem import EXCEPTION_HANDLERS
-from shardstack.tasks import cancel_and_wait
+from shardstack.common.admin_token import token_or_new
+from shardstack.common.problem import EXCEPTION_HANDLERS
+from shardstack.common.tasks import cancel_and_wait
 
 _log = logging.getLogger("shard_sim")
 
@@ -40,7 +38,7 @@ def create_app(settings: ShardSettings | None = None) -> Starlette:
             await cancel_and_wait(watch)
 
     app = Starlette(
-        routes=[*data.ROUTES, *admin.ROUTES, *metrics.ROUTES],
+        routes=[*data.ROUTES, *admin.ROUTES, *exposition.ROUTES],
         exception_handlers=dict(EXCEPTION_HANDLERS),
         lifespan=lifespan,
     )

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from shard_sim.faults import FAULT_KINDS
-from shardstack.latency_buckets import LATENCY_BUCKETS_S
+from shardstack.common.faults import FAULT_KINDS
+from shardstack.common.latency_buckets import LATENCY_BUCKETS_S
 
 
 @dataclass(slots=True)
@@ -31,11 +31,9 @@ class ShardMetrics:
         )
         self.faults_injected = Counter(
             "shard_faults_injected",
-            "Faults this shard applied: per request, or for down each time the data port "
-            "closed. A flap counts as the kind it wraps.",
+            "Faults this shard applied: per request, or for down each time the data port closed.",
             ["kind"],
             registry=self.registry,
         )
         for kind in FAULT_KINDS:
-            if kind != "flap":
-                self.faults_injected.labels(kind)
+            self.faults_injected.labels(kind)

@@ -11,8 +11,8 @@ import socket
 
 import uvicorn
 
-from shard_sim.faults.base import TRANSPORT_EXTENSION
-from shardstack.http_protocol import HeadLimitedProtocol
+from shard_sim.wire import TRANSPORT_EXTENSION
+from shardstack.common.http_protocol import HeadLimitedProtocol
 
 _log = logging.getLogger("shard_sim.server")
 

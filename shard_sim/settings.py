@@ -7,12 +7,13 @@ from typing import Annotated, Literal, Self
 from pydantic import BeforeValidator, Field, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from shard_sim.latency import FixedLatency, LatencyModel, parse_latency
-from shardstack.admin_token import TOKEN_ENV, AdminToken
+from shardstack.common import topology
+from shardstack.common.admin_token import TOKEN_ENV, AdminToken
+from shardstack.common.latency import FixedLatency, LatencyModel, parse_latency
+from shardstack.common.topology import ADMIN_PORT_OFFSET
 
 ENV_PREFIX = "SHARD_"
 MAX_PAYLOAD_BYTES = 64 * 1024 * 1024
-ADMIN_PORT_OFFSET = 1000
 
 
 class ShardSettings(BaseSettings):
@@ -21,8 +22,10 @@ class ShardSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, populate_by_name=True)
 
     id: int = Field(0, ge=0, le=9999, description="shard id, 0..N-1")
-    host: str = Field("127.0.0.1", min_length=1)
-    port: int = Field(9000, ge=1, le=65535, description="data port: /data, /healthz")
+    host: str = Field(topology.HOST, min_length=1)
+    port: int = Field(
+        topology.SHARD_BASE_PORT, ge=1, le=65535, description="data port: /data, /healthz"
+    )
     admin_port: int | None = Field(
         None,
         ge=1,

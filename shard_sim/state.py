@@ -11,10 +11,10 @@ from typing import Protocol
 import orjson
 from pydantic import SecretStr
 
-from shard_sim.faults.active import ActiveFaults
-from shard_sim.latency import LatencyModel
+from shard_sim.active_faults import ActiveFaults
 from shard_sim.metrics import ShardMetrics
 from shard_sim.settings import ShardSettings
+from shardstack.common.latency import LatencyModel
 
 
 class DataListener(Protocol):

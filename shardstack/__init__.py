@@ -1,7 +1,8 @@
 """shardstack: a shard simulator and fan-out gateway for studying high-concurrency backends.
 
-This package is the operator's side: the CLI, the local launcher, and the error
-vocabulary the gateway and the shards share.
+The services are the top-level packages `gateway` and `shard_sim`; both stand on the
+kernel, `shardstack.common`. The rest of this package is the operator's side: `cli`,
+`launcher` (the local stack), `control` (admin client, scenarios) and `bench`.
 """
 
 __version__ = "0.1.0"

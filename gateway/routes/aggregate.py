@@ -17,8 +17,8 @@ from gateway.request_faults import shard_headers
 from gateway.results import AggregateStatus, ShardOutcome, aggregate_status
 from gateway.shards import select
 from gateway.state import Gateway
-from shardstack.problem import problem_response
-from shardstack.validation import InvalidInput
+from shardstack.common.problem import problem_response
+from shardstack.common.validation import InvalidInput
 
 router = APIRouter()
 

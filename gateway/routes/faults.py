@@ -18,11 +18,10 @@ from starlette.exceptions import HTTPException
 from gateway.shard_admin import AdminReply
 from gateway.shards import Shard, select, select_any
 from gateway.state import Gateway, GatewayState
-from shard_sim.faults import parse_fault
-from shard_sim.faults.base import FAULT_ID_PATTERN
-from shardstack.admin_token import require_bearer
-from shardstack.request_body import read_json_body
-from shardstack.validation import InvalidInput
+from shardstack.common.admin_token import require_bearer
+from shardstack.common.faults import FAULT_ID_PATTERN, parse_fault
+from shardstack.common.request_body import read_json_body
+from shardstack.common.validation import InvalidInput
 
 
 def _require_admin(request: Request, gateway: Gateway) -> None:

@@ -10,11 +10,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from shard_sim.faults import parse_fault
-from shard_sim.latency import parse_latency
 from shard_sim.state import ShardState
-from shardstack.admin_token import require_bearer
-from shardstack.request_body import read_json_body
+from shardstack.common.admin_token import require_bearer
+from shardstack.common.faults import parse_fault
+from shardstack.common.latency import parse_latency
+from shardstack.common.request_body import read_json_body
 
 
 def _admin_state(request: Request) -> ShardState:

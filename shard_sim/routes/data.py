@@ -11,12 +11,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from shard_sim.faults import REQUEST_FAULT_HEADER, Fault, parse_request_fault
-from shard_sim.faults.base import Answer
 from shard_sim.state import ShardState
-from shardstack.admin_token import bearer_matches
-from shardstack.problem import problem_response
-from shardstack.validation import InvalidInput
+from shard_sim.wire import AsgiWire
+from shardstack.common.admin_token import bearer_matches
+from shardstack.common.faults import REQUEST_FAULT_HEADER, Answer, Fault, parse_request_fault
+from shardstack.common.problem import problem_response
+from shardstack.common.validation import InvalidInput
 
 
 class DataEndpoint:
@@ -57,11 +57,11 @@ async def _data(scope: Scope, receive: Receive, send: Send) -> None:
     for active in fired:
         if active.fault.shape(answer, active.rng):
             active.applied += 1
-            counter.labels(active.fault.effective_kind()).inc()
-    for fault in sorted(one_off, key=Fault.effective_order):
+            counter.labels(active.fault.kind).inc()
+    for fault in sorted(one_off, key=lambda fault: fault.order):
         if fault.shape(answer, state.rng):
             counter.labels(fault.kind).inc()
-    await answer.deliver(scope, receive, send)
+    await answer.deliver(AsgiWire(scope, receive, send))
 
 
 class _Unauthorized(Exception):

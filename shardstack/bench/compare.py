@@ -1,5 +1,5 @@
-"""`shardstack bench --compare`: the same shards and the same load against each variant,
-one after the other, in one run; the result is their ratios."""
+"""`shardstack bench compare` (and `tail`): the same shards and the same load against
+each variant, one after the other, in one run; the result is their ratios."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from shardstack.bench.load import LoadPlan, Tick
 from shardstack.bench.measure import Measurement, measure
 from shardstack.bench.shard_calls import shard_calls
 from shardstack.bench.variants import Variant
-from shardstack.stack import Stack
+from shardstack.launcher.plan import Stack
 
 TickFactory = Callable[[str], Tick]
 

@@ -1,4 +1,4 @@
-"""The shards `--compare`, `--tail` and `--overload` load their variants against: started
+"""The shards `bench compare`, `tail` and `overload` load their variants against: started
 once, with each variant started beside them in turn."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from shardstack.bench.processes import ProcessTree
-from shardstack.stack import Stack
-from shardstack.supervisor import ProcessSpec, Supervisor, check_ports_free
+from shardstack.launcher.plan import Stack
+from shardstack.launcher.supervisor import ProcessSpec, Supervisor, check_ports_free
 
 STARTUP_TIMEOUT_S = 60.0
 STOP_GRACE_S = 15.0

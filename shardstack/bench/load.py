@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from shardstack.bench.recording import Recording
-from shardstack.tasks import cancel_and_wait
+from shardstack.common.tasks import cancel_and_wait
 
 # The gateway answers `"status":"partial"` near the start of its body; so do the
 # comparison apps. Looking for it costs a substring search, not a JSON parse.

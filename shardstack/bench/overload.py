@@ -1,4 +1,4 @@
-"""`shardstack bench --overload`: each variant loaded to its saturation, then offered two
+"""`shardstack bench overload`: each variant loaded to its saturation, then offered two
 and ten times that rate; how much of its peak it still serves, how fast it serves it,
 and how fast it refuses the rest."""
 
@@ -14,7 +14,7 @@ from shardstack.bench.lab import lab
 from shardstack.bench.load import LoadPlan
 from shardstack.bench.measure import Measurement, measure
 from shardstack.bench.variants import Variant
-from shardstack.stack import Stack
+from shardstack.launcher.plan import Stack
 
 MULTIPLES = (2.0, 10.0)
 # Open-loop runs may hold this many requests at once: enough that the generator never

@@ -1,4 +1,4 @@
-"""The servers `shardstack bench --compare` puts side by side, each as a process to start.
+"""The servers `shardstack bench compare` puts side by side, each as a process to start.
 
 All of them are served by gunicorn with the same number of workers, fan out to the same
 shards and answer the same shape, so only the fan-out code differs.
@@ -11,14 +11,10 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-import gateway
-from shardstack.stack import Stack
-from shardstack.supervisor import LaunchError, ProcessSpec
-from shardstack.validation import InvalidInput
-
-BENCHMARKS_DIR = Path(gateway.__file__).resolve().parent.parent / "benchmarks"
+from shardstack.common.validation import InvalidInput
+from shardstack.launcher.plan import Stack
+from shardstack.launcher.supervisor import ProcessSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,16 +52,13 @@ def _app(
     name: str, module: str, worker_class: str, urls_env: str
 ) -> Callable[[Stack], ProcessSpec]:
     def spec(stack: Stack) -> ProcessSpec:
-        if not (BENCHMARKS_DIR / f"{module}.py").is_file():
-            raise LaunchError(f"{name} needs {BENCHMARKS_DIR / module}.py (a source checkout)")
         settings = stack.gateway
         env: Mapping[str, str] = {
             **os.environ,
             urls_env: ",".join(settings.shard_urls),
         }
         argv = (
-            sys.executable, "-m", "gunicorn", f"{module}:app",
-            "--chdir", str(BENCHMARKS_DIR),
+            sys.executable, "-m", "gunicorn", f"{_BASELINES}.{module}:app",
             "--worker-class", worker_class,
             "--workers", str(settings.workers),
             "--bind", settings.bind,
@@ -76,6 +69,8 @@ def _app(
 
     return spec
 
+
+_BASELINES = "shardstack.bench.baselines"
 
 DEFAULT_VARIANTS = ("gateway-aiohttp", "gateway-httpx", "seed", "floor")
 TAIL_VARIANTS = ("gateway-aiohttp", "gateway-hedged")
@@ -107,12 +102,12 @@ VARIANTS: Mapping[str, Variant] = {
         Variant(
             "seed",
             "the seed pattern: FastAPI, one httpx.AsyncClient (limits 200), semaphore 100",
-            _app("seed", "seed_app", "uvicorn_worker.UvicornWorker", "SEED_SHARD_URLS"),
+            _app("seed", "seed", "uvicorn_worker.UvicornWorker", "SEED_SHARD_URLS"),
         ),
         Variant(
             "floor",
             "raw aiohttp server and client, nothing else",
-            _app("floor", "floor_app", "aiohttp.GunicornUVLoopWebWorker", "FLOOR_SHARD_URLS"),
+            _app("floor", "floor", "aiohttp.GunicornUVLoopWebWorker", "FLOOR_SHARD_URLS"),
         ),
     )
 }

@@ -1,4 +1,4 @@
-"""`shardstack bench` as a user runs it: against a real `shardstack up`, and `--compare`
+"""`shardstack bench` as a user runs it: `run` against a real `shardstack up`, and `compare`
 starting real shards, the gateway, the seed pattern and the floor on loopback."""
 
 from __future__ import annotations
@@ -14,12 +14,10 @@ from typing import Any
 import orjson
 import pytest
 
-from shard_sim.settings import ADMIN_PORT_OFFSET
-from tests.conftest import free_port, free_port_block
-from tests.e2e.conftest import RunningStack, StartStack, listening
+from shardstack.common.topology import ADMIN_PORT_OFFSET
 from tests.e2e.observe import scrape
-
-pytestmark = pytest.mark.e2e
+from tests.e2e.stack import RunningStack, StartStack, listening
+from tests.support import free_port, free_port_block
 
 
 def _bench(
@@ -52,7 +50,7 @@ def test_a_closed_loop_run_reports_what_the_gateway_served(
     stack = start("--workers", "2", "--latency", "fixed:2", shards=3)
     before = _aggregates(stack)
     out = tmp_path / "run.json"
-    run = _bench(stack.gateway_url, "-c", "4", "-d", "2s", "--warmup", "500ms",
+    run = _bench("run", stack.gateway_url, "-c", "4", "-d", "2s", "--warmup", "500ms",
                  "--json", str(out))  # fmt: skip
     assert run.returncode == 0, run.stderr
     result = _results(out)["gateway"]
@@ -80,7 +78,7 @@ def test_an_open_loop_keeps_its_rate_and_counts_latency_from_when_each_was_due(
     # far past 200 ms. A closed loop on one connection would show 200 ms throughout.
     stack = start("--latency", "fixed:200", shards=2)
     out = tmp_path / "open.json"
-    run = _bench(stack.gateway_url, "--rate", "20", "-c", "1", "-d", "2s", "--warmup", "0",
+    run = _bench("run", stack.gateway_url, "--rate", "20", "-c", "1", "-d", "2s", "--warmup", "0",
                  "--json", str(out))  # fmt: skip
     assert run.returncode == 0, run.stderr
     result = _results(out)["gateway"]
@@ -89,7 +87,9 @@ def test_an_open_loop_keeps_its_rate_and_counts_latency_from_when_each_was_due(
     assert result["latency_ms"]["99.0"] > 1000
 
     closed = tmp_path / "closed.json"
-    run = _bench(stack.gateway_url, "-c", "1", "-d", "2s", "--warmup", "0", "--json", str(closed))
+    run = _bench(
+        "run", stack.gateway_url, "-c", "1", "-d", "2s", "--warmup", "0", "--json", str(closed)
+    )
     assert run.returncode == 0, run.stderr
     assert _results(closed)["gateway"]["latency_ms"]["99.0"] < 600
 
@@ -99,7 +99,9 @@ def test_failures_are_reported_by_kind_and_no_answer_at_all_fails_the_command(
 ) -> None:
     port = free_port()
     out = tmp_path / "down.json"
-    run = _bench(f"http://127.0.0.1:{port}", "-d", "500ms", "--warmup", "0", "--json", str(out))
+    run = _bench(
+        "run", f"http://127.0.0.1:{port}", "-d", "500ms", "--warmup", "0", "--json", str(out)
+    )
     assert run.returncode == 1
     assert run.stderr.strip().splitlines()[-1].startswith("shardstack: no answers: connect error")
     assert "Traceback" not in run.stderr
@@ -111,18 +113,22 @@ def test_failures_are_reported_by_kind_and_no_answer_at_all_fails_the_command(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--duration", "soon"], "--duration: 'soon' is not a duration"),
-        (["--duration", "0"], "--duration: must be more than 0"),
-        (["--rate", "-5"], "--rate"),
-        (["-c", "0"], "--connections"),
-        (["ftp://127.0.0.1:1"], "URL: 'ftp://127.0.0.1:1' is not an http:// URL"),
-        (["--variants", "seed"], "--variants needs --compare, --tail or --overload"),
-        (["--overload", "--rate", "10"], "--overload sets its own rates"),
-        (["--overload", "--rounds", "2"], "--rounds needs --compare or --tail"),
-        (["--overload", "--tail"], "--tail and --overload are different experiments"),
-        (["--overload", "http://127.0.0.1:1"], "--overload starts its own servers; give no URL"),
-        (["--compare", "--variants", "gateway,grpc,nginx"], "--variants: unknown grpc, nginx"),
-        (["--compare", "http://127.0.0.1:1"], "give no URL"),
+        (["run", "--duration", "soon"], "--duration: 'soon' is not a duration"),
+        (["run", "--duration", "0"], "--duration: must be more than 0"),
+        (["compare", "--duration", "0"], "--duration: must be more than 0"),
+        (["run", "--rate", "-5"], "--rate"),
+        (["run", "-c", "0"], "--connections"),
+        (["run", "ftp://127.0.0.1:1"], "URL: 'ftp://127.0.0.1:1' is not an http:// URL"),
+        # Options of another command are not options of this one.
+        (["run", "--variants", "seed"], "No such option '--variants'"),
+        (["overload", "--rate", "10"], "No such option '--rate'"),
+        (["overload", "--rounds", "2"], "No such option '--rounds'"),
+        (["overload", "http://127.0.0.1:1"], "unexpected extra argument"),
+        (["compare", "http://127.0.0.1:1"], "unexpected extra argument"),
+        (["compare", "--variants", "gateway,grpc,nginx"], "--variants: unknown grpc, nginx"),
+        # The former mode flags say where they went.
+        (["--overload"], "bench --overload is now `shardstack bench overload`"),
+        (["http://127.0.0.1:1", "--compare"], "bench --compare is now `shardstack bench compare`"),
     ],
 )
 def test_bad_input_is_one_line_and_sends_nothing(args: list[str], message: str) -> None:
@@ -138,7 +144,7 @@ def test_compare_runs_each_variant_on_the_same_shards_and_gives_ratios(tmp_path:
     port = free_port()
     out = tmp_path / "compare.json"
     run = _bench(
-        "--compare", "--variants", "gateway-aiohttp,seed,floor", "--shards", str(shards),
+        "compare", "--variants", "gateway-aiohttp,seed,floor", "--shards", str(shards),
         "--port", str(port), "--shard-base-port", str(base), "--latency", "fixed:1",
         "-c", "4", "-d", "1s", "--warmup", "500ms", "--json", str(out),
     )  # fmt: skip
@@ -168,7 +174,7 @@ def test_overload_offers_each_variant_multiples_of_its_own_peak(tmp_path: Path) 
     port = free_port()
     out = tmp_path / "overload.json"
     run = _bench(
-        "--overload", "--variants", "gateway", "--shards", str(shards), "--port", str(port),
+        "overload", "--variants", "gateway", "--shards", str(shards), "--port", str(port),
         "--shard-base-port", str(base), "--latency", "fixed:50", "-c", "4", "-d", "2s",
         "--warmup", "500ms", "--json", str(out),
         env={"GATEWAY_SEMAPHORE_SIZE": "3"},
@@ -201,7 +207,7 @@ def test_ctrl_c_stops_a_comparison_and_everything_it_started(tmp_path: Path) -> 
     errors = tmp_path / "stderr"
     with errors.open("w") as stderr:
         process = subprocess.Popen(
-            [sys.executable, "-m", "shardstack", "bench", "--compare", "--shards", str(shards),
+            [sys.executable, "-m", "shardstack", "bench", "compare", "--shards", str(shards),
              "--port", str(port), "--shard-base-port", str(base), "-d", "60s"],
             stdout=subprocess.DEVNULL, stderr=stderr,
             # As from a terminal: a suite started in the background inherits SIGINT

@@ -10,9 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import RunningStack, StartStack, get
-
-pytestmark = pytest.mark.e2e
+from tests.e2e.stack import RunningStack, StartStack, get
 
 
 @pytest.fixture

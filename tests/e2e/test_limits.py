@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from shardstack.http_protocol import MAX_HEAD_BYTES
-from tests.e2e.conftest import RunningStack, start_stack, wait_until_up
+from shardstack.common.http_protocol import MAX_HEAD_BYTES
+from tests.e2e.stack import RunningStack, start_stack, wait_until_up
 
 
 @pytest.fixture(scope="module")

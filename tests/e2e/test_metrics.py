@@ -11,10 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import StartStack, gunicorn_workers
 from tests.e2e.observe import HeldLoad, Samples, scrape, wait_for
-
-pytestmark = pytest.mark.e2e
+from tests.e2e.stack import StartStack, gunicorn_workers
 
 PERMITS = 3  # GATEWAY_SEMAPHORE_SIZE, per worker
 POOL = 2  # GATEWAY_POOL_MAX_CONNECTIONS, per worker

@@ -16,11 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import HOST, free_port, require_binary
-from tests.e2e.conftest import RunningStack, start_stack, wait_until_up
 from tests.e2e.observe import HeldLoad
-
-pytestmark = pytest.mark.e2e
+from tests.e2e.stack import RunningStack, start_stack, wait_until_up
+from tests.support import HOST, free_port, require_binary
 
 DASHBOARD = Path(__file__).parents[2] / "deploy" / "grafana" / "dashboards" / "shardstack.json"
 SHARDS = 4

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import psutil
 
-from tests.conftest import HOST, wait_until_ready
-from tests.e2e.conftest import RunningStack, StartStack, get, gunicorn_workers
 from tests.e2e.observe import HeldLoad, scrape, wait_for
+from tests.e2e.stack import RunningStack, StartStack, get, gunicorn_workers
+from tests.support import HOST, wait_until_ready
 
 WORKERS = 2
 DEADLINE_MS = 1000

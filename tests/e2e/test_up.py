@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import HOST, free_port, require_binary
-from tests.e2e.conftest import (
+from tests.e2e.observe import scrape
+from tests.e2e.stack import (
     RunningStack,
     StartStack,
     alive,
@@ -26,9 +26,7 @@ from tests.e2e.conftest import (
     start_stack,
     wait_until_up,
 )
-from tests.e2e.observe import scrape
-
-pytestmark = pytest.mark.e2e
+from tests.support import HOST, free_port, require_binary
 
 QUICK = "uniform:1,4"
 

@@ -8,9 +8,7 @@ from collections.abc import Iterator
 import pytest
 from starlette.testclient import TestClient
 
-from gateway.app import create_app
-from gateway.settings import GatewaySettings
-from tests.conftest import HOST, StartShard, assert_problem, free_port
+from tests.support import HOST, GatewayFactory, StartShard, assert_problem, free_port
 
 SLOW_MS = 3000
 
@@ -24,11 +22,8 @@ def shard_urls(start_shard: StartShard) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def gateway(shard_urls: list[str]) -> Iterator[TestClient]:
-    settings = GatewaySettings(
-        shard_urls=tuple(shard_urls), shard_timeout_ms=5000, default_timeout_ms=2000
-    )
-    with TestClient(create_app(settings)) as client:
+def gateway(make_gateway: GatewayFactory, shard_urls: list[str]) -> Iterator[TestClient]:
+    with make_gateway(shard_urls, shard_timeout_ms=5000, default_timeout_ms=2000) as client:
         yield client
 
 
@@ -118,9 +113,10 @@ def test_healthz_is_alive_and_readyz_names_unreachable_shards(gateway: TestClien
     assert ready.json() == {"status": "not_ready", "shards": 5, "down": [4]}
 
 
-def test_readyz_is_ready_when_every_shard_answers(shard_urls: list[str]) -> None:
-    settings = GatewaySettings(shard_urls=tuple(shard_urls[:4]))
-    with TestClient(create_app(settings)) as client:
+def test_readyz_is_ready_when_every_shard_answers(
+    make_gateway: GatewayFactory, shard_urls: list[str]
+) -> None:
+    with make_gateway(shard_urls[:4]) as client:
         response = client.get("/readyz")
     assert response.status_code == 200
     assert response.json() == {"status": "ready", "shards": 4, "down": []}

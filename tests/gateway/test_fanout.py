@@ -16,7 +16,7 @@ from gateway.results import ShardOutcome
 from gateway.settings import GatewaySettings
 from gateway.shards import shard_table
 from gateway.upstream import create_upstream
-from tests.conftest import StartShard
+from tests.support import StartShard
 
 DELAY_MS = 200
 

@@ -11,9 +11,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from gateway.app import create_app
-from gateway.settings import GatewaySettings
-from tests.conftest import ADMIN, ADMIN_TOKEN, StartShard, assert_problem
+from tests.support import ADMIN, GatewayFactory, StartShard, assert_problem
 
 SHARDS = 4
 
@@ -23,27 +21,25 @@ def shard_urls(start_shard: StartShard) -> list[str]:
     return [start_shard(shard_id, "fixed:1").url for shard_id in range(SHARDS)]
 
 
-def _gateway(shard_urls: list[str], **settings: Any) -> TestClient:
-    return TestClient(
-        create_app(
-            GatewaySettings(
-                shard_urls=tuple(shard_urls),
-                shard_admin_port_offset=1,  # tests.conftest.start_shard: admin = port + 1
-                admin_token=ADMIN_TOKEN,
-                shard_timeout_ms=1000,
-                default_timeout_ms=1500,
-                # Each test sees a fault as it is; breakers would hide a shard failing often.
-                breaker_failures=0,
-                **settings,
-            )
-        )
+def _gateway(make_gateway: GatewayFactory, shard_urls: list[str], **settings: Any) -> TestClient:
+    return make_gateway(
+        shard_urls,
+        shard_timeout_ms=1000,
+        default_timeout_ms=1500,
+        # Each test sees a fault as it is; breakers would hide a shard failing often.
+        breaker_failures=0,
+        **settings,
     )
 
 
 @pytest.fixture(scope="module", params=["httpx", "aiohttp"])
-def gateway(shard_urls: list[str], request: pytest.FixtureRequest) -> Iterator[TestClient]:
+def gateway(
+    make_gateway: GatewayFactory, shard_urls: list[str], request: pytest.FixtureRequest
+) -> Iterator[TestClient]:
     """The gateway with each upstream client: every fault must look the same through both."""
-    with _gateway(shard_urls, allow_request_faults=True, upstream_client=request.param) as client:
+    with _gateway(
+        make_gateway, shard_urls, allow_request_faults=True, upstream_client=request.param
+    ) as client:
         yield client
 
 
@@ -175,8 +171,10 @@ def test_a_fault_removes_itself_after_its_duration(gateway: TestClient) -> None:
     assert _by_shard(gateway)[0]["status"] == "ok"
 
 
-def test_flap_switches_the_shard_between_faulty_and_healthy(gateway: TestClient) -> None:
-    _inject(gateway, [1], kind="flap", period_s=0.6, fault={"kind": "error", "status": 500})
+def test_a_flapping_error_switches_the_shard_on_and_off(
+    gateway: TestClient,
+) -> None:
+    _inject(gateway, [1], kind="error", status=500, period_s=0.6)
     seen = set()
     deadline = time.monotonic() + 3
     while time.monotonic() < deadline and len(seen) < 2:
@@ -273,8 +271,10 @@ def test_invalid_request_fault_header_is_a_422(gateway: TestClient, value: str) 
     assert_problem(response, 422, ["x-shardstack-fault"])
 
 
-def test_request_faults_are_refused_unless_allowed(shard_urls: list[str]) -> None:
-    with _gateway(shard_urls) as strict:
+def test_request_faults_are_refused_unless_allowed(
+    make_gateway: GatewayFactory, shard_urls: list[str]
+) -> None:
+    with _gateway(make_gateway, shard_urls) as strict:
         response = strict.get("/api/aggregate", headers={"x-shardstack-fault": "1 error"})
         assert_problem(response, 403)
         assert "GATEWAY_ALLOW_REQUEST_FAULTS" in response.json()["detail"]

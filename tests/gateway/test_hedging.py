@@ -10,11 +10,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
-from gateway.app import create_app
 from gateway.budget import CallBudget
 from gateway.hedging import LatencyTracker
-from gateway.settings import GatewaySettings
-from tests.conftest import ADMIN, ADMIN_TOKEN, StartShard
+from tests.support import ADMIN, GatewayFactory, StartShard
 
 SHARDS = 4
 SLOW_MS = 250
@@ -52,17 +50,6 @@ def shard_urls(start_shard: StartShard) -> list[str]:
     return [start_shard(shard_id, "fixed:1").url for shard_id in range(SHARDS)]
 
 
-def _gateway(shard_urls: list[str], hedge: bool) -> TestClient:
-    settings = GatewaySettings(
-        shard_urls=tuple(shard_urls),
-        shard_admin_port_offset=1,  # tests.conftest.start_shard: admin = port + 1
-        admin_token=ADMIN_TOKEN,
-        shard_timeout_ms=2000,
-        hedge=hedge,
-    )
-    return TestClient(create_app(settings))
-
-
 def _slow_calls(client: TestClient) -> int:
     """Shard calls slower than the injected delay, over aggregates where every shard is
     sometimes slow (the fault's id fixes its random draws, so a plain gateway sees the
@@ -94,16 +81,18 @@ def _metrics(client: TestClient) -> dict[str, float]:
 
 
 @pytest.fixture(scope="module")
-def hedged(shard_urls: list[str]) -> Iterator[tuple[int, dict[str, float]]]:
-    with _gateway(shard_urls, hedge=True) as client:
+def hedged(
+    make_gateway: GatewayFactory, shard_urls: list[str]
+) -> Iterator[tuple[int, dict[str, float]]]:
+    with make_gateway(shard_urls, shard_timeout_ms=2000, hedge=True) as client:
         slow = _slow_calls(client)
         yield slow, _metrics(client)
 
 
 def test_hedging_answers_for_a_sometimes_slow_shard_without_waiting_for_it(
-    shard_urls: list[str], hedged: tuple[int, dict[str, float]]
+    make_gateway: GatewayFactory, shard_urls: list[str], hedged: tuple[int, dict[str, float]]
 ) -> None:
-    with _gateway(shard_urls, hedge=False) as client:
+    with make_gateway(shard_urls, shard_timeout_ms=2000) as client:
         plain_slow = _slow_calls(client)
     hedged_slow, metrics = hedged
     assert plain_slow >= 5  # about 3 % of 400 calls
@@ -123,8 +112,10 @@ def test_hedges_are_counted_capped_and_give_their_permits_back(
     assert metrics["gateway_aggregates_in_flight"] == 0
 
 
-def test_hedging_is_off_unless_asked_for(shard_urls: list[str]) -> None:
-    with _gateway(shard_urls, hedge=False) as client:
+def test_hedging_is_off_unless_asked_for(
+    make_gateway: GatewayFactory, shard_urls: list[str]
+) -> None:
+    with make_gateway(shard_urls, shard_timeout_ms=2000) as client:
         for _ in range(WARM_AGGREGATES):
             client.get("/api/aggregate")
         metrics: dict[str, Any] = _metrics(client)

@@ -14,10 +14,14 @@ from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
-from gateway.app import create_app
 from gateway.breaker import BreakerState, CircuitBreaker
-from gateway.settings import GatewaySettings
-from tests.conftest import ADMIN, ADMIN_TOKEN, ShardProcess, StartShard, assert_problem
+from tests.support import (
+    ADMIN,
+    GatewayFactory,
+    ShardProcess,
+    StartShard,
+    assert_problem,
+)
 
 SHARDS = 4
 FLAKY = 2  # the shard the faults go to
@@ -30,17 +34,14 @@ def shards(start_shard: StartShard) -> list[ShardProcess]:
 
 
 @pytest.fixture
-def gateway(shards: list[ShardProcess], request: pytest.FixtureRequest) -> Iterator[TestClient]:
+def gateway(
+    make_gateway: GatewayFactory, shards: list[ShardProcess], request: pytest.FixtureRequest
+) -> Iterator[TestClient]:
     settings: dict[str, Any] = getattr(request, "param", {})
-    app = create_app(
-        GatewaySettings(
-            shard_urls=tuple(shard.url for shard in shards),
-            shard_admin_port_offset=1,  # tests.conftest.start_shard: admin = port + 1
-            admin_token=ADMIN_TOKEN,
-            **{"breaker_failures": 3, "breaker_open_ms": OPEN_MS, **settings},
-        )
-    )
-    with TestClient(app) as client:
+    urls = [shard.url for shard in shards]
+    with make_gateway(
+        urls, **{"breaker_failures": 3, "breaker_open_ms": OPEN_MS, **settings}
+    ) as client:
         yield client
         client.delete("/admin/faults", headers=ADMIN)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.shards import select, shard_table
-from shardstack.validation import InvalidInput
+from shardstack.common.validation import InvalidInput
 
 SHARDS = shard_table([f"http://127.0.0.1:{9000 + i}" for i in range(10)])
 

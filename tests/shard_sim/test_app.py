@@ -9,7 +9,7 @@ from starlette.testclient import TestClient
 
 from shard_sim.app import create_app
 from shard_sim.settings import ShardSettings
-from tests.conftest import ADMIN, ADMIN_TOKEN, assert_problem
+from tests.support import ADMIN, ADMIN_TOKEN, assert_problem
 
 
 def _client(**settings: object) -> TestClient:

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from shard_sim.latency import LognormalLatency
 from shard_sim.settings import ShardSettings
+from shardstack.common.latency import LognormalLatency
 
 
 def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

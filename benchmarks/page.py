@@ -1,0 +1,224 @@
+"""docs/benchmarks.md and its plot from the experiments' results: figures, verdicts
+against the targets, and the latency model the tail experiment is checked against."""
+
+from __future__ import annotations
+
+import contextlib
+import platform
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import psutil
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+MIB = 1024 * 1024
+
+
+def plot(compare: dict[str, Any], tail: dict[str, Any], path: Path) -> None:
+    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for axes, experiment, title in (
+        (left, compare, "Aggregate latency, closed loop at saturation"),
+        (right, tail, "Heavy-tailed shards: without and with hedging"),
+    ):
+        for name, result in experiment["results"].items():
+            points = result["latency_cdf_ms"]
+            axes.plot([p[0] for p in points], [p[1] for p in points], label=name)
+        axes.set_xscale("log")
+        axes.set_xlabel("latency (ms, log scale)")
+        axes.set_ylabel("fraction of requests at or below")
+        axes.set_title(title)
+        axes.grid(True, which="both", alpha=0.3)
+        axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+def page(
+    compare: dict[str, Any],
+    tail: dict[str, Any],
+    generator: dict[str, Any],
+    half: dict[str, Any],
+    memory: dict[str, Any],
+    overload: dict[str, Any],
+    connections: dict[str, Any],
+    took_s: float,
+    quick: bool,
+) -> str:
+    c = compare["results"]
+    gateway, seed, floor = c["gateway-aiohttp"], c["seed"], c["floor"]
+    t = tail["results"]
+    plain, hedged = t["gateway-aiohttp"], t["gateway-hedged"]
+    p = half["results"]["gateway-aiohttp"]["latency_ms"]
+    floor_p = half["results"]["floor"]["latency_ms"]
+    extra = hedged["shard_calls_per_request"] / plain["shard_calls_per_request"] - 1
+    machine = (
+        f"{platform.machine()}, {psutil.cpu_count()} cores, "
+        f"{psutil.virtual_memory().total / 2**30:.0f} GiB, Python {platform.python_version()}, "
+        f"{_os_name()}"
+    )
+
+    floor_ratio = gateway["throughput"] / floor["throughput"]
+    seed_ratio = gateway["throughput"] / seed["throughput"]
+    tail_ratio = plain["latency_ms"]["99.0"] / hedged["latency_ms"]["99.0"]
+    model_plain, model_hedged = _tail_model(0.99, hedged=False), _tail_model(0.99, hedged=True)
+    return _TEMPLATE.format(
+        machine=machine,
+        took=f"{took_s / 60:.0f}",
+        quick=" (`--quick`: shorter runs than the defaults)" if quick else "",
+        compare_command=compare["command"],
+        compare_table=compare["table"],
+        floor_ratio=f"{floor_ratio:.2f}",
+        seed_ratio=f"{seed_ratio:.1f}",
+        cpu_ratio=f"{seed['cpu_ms_per_answer'] / gateway['cpu_ms_per_answer']:.1f}",
+        shards_cpu=f"{gateway['shards_cpu_ms_per_answer']:.1f}",
+        floor_over_seed=f"{floor['throughput'] / seed['throughput']:.1f}",
+        floor_verdict=_verdict(floor_ratio >= 0.8),
+        seed_verdict=_verdict(seed_ratio >= 20),
+        saturation=f"{half['saturation']:.0f}",
+        half_rate=half["rate"],
+        half_p50=f"{p['50.0']:.1f}",
+        half_p99=f"{p['99.0']:.1f}",
+        floor_p50=f"{floor_p['50.0']:.1f}",
+        floor_p99=f"{floor_p['99.0']:.1f}",
+        half_table=half["table"],
+        idle_table=half["idle"]["table"],
+        half_verdict=_verdict(p["50.0"] <= 12 and p["99.0"] <= 20),
+        tail_command=tail["command"],
+        tail_table=tail["table"],
+        tail_ratio=f"{tail_ratio:.1f}",
+        extra=f"{extra * 100:.1f}",
+        tail_verdict=_verdict(tail_ratio >= 5 and extra <= 0.10),
+        model_p50=f"{_tail_model(0.5, hedged=False):.0f}",
+        model_plain_p99=f"{model_plain:.0f}",
+        model_hedged_p99=f"{model_hedged:.0f}",
+        model_ratio=f"{model_plain / model_hedged:.1f}",
+        plain_p50=f"{plain['latency_ms']['50.0']:.0f}",
+        hedged_p99=f"{hedged['latency_ms']['99.0']:.0f}",
+        pss=f"{memory['peak_pss'] / MIB:.0f}",
+        rss=f"{memory['peak_rss'] / MIB:.0f}",
+        processes=memory["processes"],
+        memory_verdict=_verdict(memory["peak_pss"] < 1024 * MIB),
+        wrk=f"{generator['wrk']:.1f}",
+        ours=f"{generator['bench']:.1f}",
+        generator_ratio=f"{generator['bench'] / generator['wrk']:.2f}",
+        profile="\n".join(
+            f"| {name} | {share * 100:.0f} % |" for name, share in generator["profile"]
+        ),
+        gateway_cpu=f"{gateway['cpu_ms_per_answer']:.2f}",
+        floor_cpu=f"{floor['cpu_ms_per_answer']:.2f}",
+        **_overload_figures(overload),
+        **_connection_figures(connections),
+    )
+
+
+def _overload_figures(overload: dict[str, Any]) -> dict[str, str]:
+    r = overload["results"]
+    peak, seed_peak = r["gateway"]["throughput"], r["seed"]["throughput"]
+    figures = {"overload_command": overload["command"], "overload_table": overload["table"]}
+    worst = min(r[f"gateway {m}x"]["throughput"] for m in (2, 10)) / peak
+    worst_p99 = max(r[f"gateway {m}x"]["ok_latency_ms"]["99.0"] or 0 for m in (2, 10))
+    for m in (2, 10):
+        g, s = r[f"gateway {m}x"], r[f"seed {m}x"]
+        figures |= {
+            f"g{m}_share": f"{g['throughput'] / peak:.0%}",
+            f"g{m}_p99": f"{g['ok_latency_ms']['99.0']:.0f}",
+            f"g{m}_shed_p50": _ms(g["shed_latency_ms"]["50.0"]),
+            f"g{m}_shed_p99": _ms(g["shed_latency_ms"]["99.0"]),
+            f"g{m}_shed_share": f"{g['errors'].get('HTTP 503', 0) / max(1, g['sent']):.0%}",
+            f"s{m}_share": f"{s['throughput'] / seed_peak:.0%}",
+            f"s{m}_p99": _p99_phrase(s["ok_latency_ms"]["99.0"]),
+            f"s{m}_timeouts": str(s["errors"].get("timeout", 0)),
+        }
+    figures["overload_verdict"] = _verdict(worst >= 0.9 and worst_p99 <= 2000)
+    return figures
+
+
+def _connection_figures(connections: dict[str, Any]) -> dict[str, str]:
+    claim, furthest = connections["runs"][0], connections["runs"][-1]
+    phases = ("first", "again")
+    rows = []
+    for run in connections["runs"]:
+        errors = sum(run["open_errors"].values()) + sum(
+            sum(run[phase]["errors"].values()) for phase in ("first", "again")
+        )
+        answers = run["first"]["answers"] + run["again"]["answers"]
+        statuses = {k: run["first"]["statuses"].get(k, 0) + run["again"]["statuses"].get(k, 0)
+                    for k in {*run["first"]["statuses"], *run["again"]["statuses"]}}  # fmt: skip
+        late = run["first"]["past_deadline"] + run["again"]["past_deadline"]
+        rows.append(
+            f"| {run['connections']:,} | {run['opened']:,} | {answers:,} | "
+            + ", ".join(f"{k}: {v:,}" for k, v in sorted(statuses.items()))
+            + f" | {errors} | {late} | {run['first']['max_ms']:.0f} / {run['again']['max_ms']:.0f}"
+            f" | {run['held']['open_fds']:,} | {run['held']['pss_bytes'] / MIB:.0f} |"
+        )
+    per_connection = (furthest["held"]["pss_bytes"] - claim["held"]["pss_bytes"]) / max(
+        1, furthest["connections"] - claim["connections"]
+    )
+    claim_ok = (
+        claim["opened"] == claim["connections"]
+        and not claim["open_errors"]
+        and not claim["first"]["errors"] and not claim["again"]["errors"]
+        and claim["first"]["past_deadline"] + claim["again"]["past_deadline"] == 0
+        and claim["held"]["pss_bytes"] < 512 * MIB
+    )  # fmt: skip
+    return {
+        "connections_table": "\n".join(rows),
+        "claim": f"{claim['connections']:,}",
+        "claim_pss": f"{claim['held']['pss_bytes'] / MIB:.0f}",
+        "per_connection_kib": f"{per_connection / 1024:.0f}",
+        "fifty_k_mib": f"{per_connection * 50_000 / MIB:.0f}",
+        "furthest": f"{furthest['connections']:,}",
+        "furthest_ok": f"{sum(furthest[phase]['statuses'].get('200', 0) for phase in phases):,}",
+        "furthest_answers": f"{furthest['first']['answers'] + furthest['again']['answers']:,}",
+        "claim_slowest": f"{max(claim['first']['max_ms'], claim['again']['max_ms']):.0f}",
+        "furthest_slowest": f"{max(furthest['first']['max_ms'], furthest['again']['max_ms']):.0f}",
+        "fd_limit": f"{connections['hard_limit']:,}",
+        "connections_verdict": _verdict(claim_ok),
+    }
+
+
+def _p99_phrase(value: float | None) -> str:
+    return "not one 200" if value is None else f"2xx p99 {value:.0f} ms"
+
+
+def _ms(value: float | None) -> str:
+    """A percentile of no answers is null in the JSON."""
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "**not met**"
+
+
+def _tail_model(q: float, hedged: bool, shards: int = 20) -> float:
+    """The aggregate's q-quantile (ms) from `bench tail`'s latency model alone: the slowest of
+    `shards` Pareto(2 ms, 1.5) shards, each, if `hedged`, also sent again at its p95."""
+    scale, alpha = 2.0, 1.5  # TAIL_LATENCY in shardstack/cli/bench.py
+    hedge_at = scale * 0.05 ** (-1 / alpha)
+
+    def survival(x: float) -> float:
+        return 1.0 if x <= scale else (scale / x) ** alpha
+
+    def aggregate_survival(x: float) -> float:
+        shard = survival(x) * (survival(x - hedge_at) if hedged else 1.0)
+        return 1.0 - (1.0 - shard) ** shards
+
+    low, high = scale, 1e6
+    for _ in range(200):  # bisection: aggregate_survival falls as x grows
+        middle = (low + high) / 2
+        low, high = (middle, high) if aggregate_survival(middle) > 1 - q else (low, middle)
+    return high
+
+
+def _os_name() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                return line.partition("=")[2].strip('"')
+    return platform.system()
+
+
+_TEMPLATE = (Path(__file__).with_name("page_template.md")).read_text()

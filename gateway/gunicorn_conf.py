@@ -1,0 +1,56 @@
+"""Gunicorn serving the gateway with uvicorn workers; every value comes from `GATEWAY_*`.
+
+    gunicorn -c python:gateway.gunicorn_conf
+
+Settings are validated here, in the master, so a bad value stops the gateway with a
+one-line message before any worker forks. See gateway/settings.py for every variable.
+"""
+
+import os
+import sys
+
+from pydantic import ValidationError
+
+from gateway import multiprocess
+from gateway.settings import ENV_PREFIX, GatewaySettings
+from shardstack.common.admin_token import TOKEN_ENV, new_token
+from shardstack.common.validation import InvalidInput
+
+try:
+    _settings = GatewaySettings()
+except ValidationError as _exc:
+    print(
+        f"gateway: invalid setting: {InvalidInput.from_settings(_exc, ENV_PREFIX)}", file=sys.stderr
+    )
+    sys.exit(2)
+
+if _settings.admin_token is None:
+    # Made here, in the master, so every worker forks with the same token; shown once.
+    os.environ[TOKEN_ENV] = new_token()
+    print(f"gateway: {TOKEN_ENV} is unset; admin token: {os.environ[TOKEN_ENV]}", file=sys.stderr)
+
+wsgi_app = "gateway.app:create_app()"
+worker_class = "gateway.worker.GatewayWorker"
+bind = [_settings.bind]
+workers = _settings.workers
+timeout = _settings.worker_timeout_s
+graceful_timeout = _settings.graceful_timeout_s
+keepalive = _settings.keepalive_s
+loglevel = _settings.log_level
+errorlog = "-"
+accesslog = None
+proc_name = "shardstack-gateway"
+
+
+# Metrics across workers (gateway/multiprocess.py): a fresh directory before any worker
+# forks, a dead worker's gauges dropped from the sums, the directory removed on exit.
+def on_starting(server: object) -> None:
+    multiprocess.prepare_dir()
+
+
+def child_exit(server: object, worker: object) -> None:
+    multiprocess.worker_exited(worker.pid)  # type: ignore[attr-defined]
+
+
+def on_exit(server: object) -> None:
+    multiprocess.remove_dir()

@@ -1,0 +1,136 @@
+"""The faults active on one shard: added, listed, expired and rolled for each request."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from shardstack.common.faults import Fault
+from shardstack.common.validation import InvalidInput
+
+MAX_ACTIVE_FAULTS = 100
+
+
+@dataclass(slots=True)
+class ActiveFault:
+    id: str
+    fault: Fault
+    added_at: float
+    expires_at: float | None
+    rng: random.Random
+    applied: int = 0
+
+    def as_dict(self, now: float) -> dict[str, Any]:
+        remaining = None if self.expires_at is None else max(self.expires_at - now, 0.0)
+        return {
+            "id": self.id,
+            "kind": self.fault.kind,
+            **self.fault.params(),
+            "probability": self.fault.probability,
+            "duration_s": self.fault.duration_s,
+            "remaining_s": None if remaining is None else round(remaining, 3),
+            "on": self.fault.is_on(now - self.added_at),
+            "applied": self.applied,
+        }
+
+
+@dataclass(slots=True)
+class ActiveFaults:
+    """Each fault rolls its own RNG, seeded by (seed, shard, fault id), so the same faults
+    under the same requests fire the same way in every run."""
+
+    seed: int
+    shard_id: int
+    clock: Callable[[], float] = time.monotonic
+    _faults: dict[str, ActiveFault] = field(default_factory=dict)
+    _counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def add(self, fault: Fault) -> ActiveFault:
+        now = self.clock()
+        self._expire(now)
+        fault_id = fault.id or self._new_id(fault.kind)
+        if fault_id in self._faults:
+            raise InvalidInput.field("id", f"a fault {fault_id!r} is already active on this shard")
+        if len(self._faults) >= MAX_ACTIVE_FAULTS:
+            raise InvalidInput.field(
+                "kind", f"this shard already has {MAX_ACTIVE_FAULTS} active faults"
+            )
+        active = ActiveFault(
+            id=fault_id,
+            fault=fault,
+            added_at=now,
+            expires_at=None if fault.duration_s is None else now + fault.duration_s,
+            rng=random.Random(f"shardstack:{self.seed}:{self.shard_id}:{fault_id}"),
+        )
+        self._faults[fault_id] = active
+        return active
+
+    def remove(self, fault_id: str) -> bool:
+        self._expire(self.clock())
+        return self._faults.pop(fault_id, None) is not None
+
+    def clear(self) -> int:
+        self._expire(self.clock())
+        count = len(self._faults)
+        self._faults.clear()
+        return count
+
+    def listing(self) -> list[dict[str, Any]]:
+        now = self.clock()
+        self._expire(now)
+        return [active.as_dict(now) for active in self._faults.values()]
+
+    def firing(self) -> list[ActiveFault]:
+        """The faults that act on this request, in the documented order."""
+        if not self._faults:
+            return []
+        now = self.clock()
+        self._expire(now)
+        fired = [
+            active
+            for active in self._faults.values()
+            if not active.fault.on_listener
+            and active.fault.is_on(now - active.added_at)
+            and active.rng.random() < active.fault.probability
+        ]
+        fired.sort(key=lambda active: active.fault.order)
+        return fired
+
+    def listener_down(self) -> bool:
+        now = self.clock()
+        self._expire(now)
+        return any(
+            active.fault.on_listener and active.fault.is_on(now - active.added_at)
+            for active in self._faults.values()
+        )
+
+    def seconds_to_next_change(self) -> float | None:
+        """Until the next expiry or flap toggle, the moments the listener may change."""
+        now = self.clock()
+        moments = []
+        for active in self._faults.values():
+            if active.expires_at is not None:
+                moments.append(active.expires_at - now)
+            toggle = active.fault.next_toggle_s(now - active.added_at)
+            if toggle is not None:
+                moments.append(toggle)
+        return max(min(moments), 0.0) if moments else None
+
+    def _expire(self, now: float) -> None:
+        expired = [
+            fault_id
+            for fault_id, active in self._faults.items()
+            if active.expires_at is not None and active.expires_at <= now
+        ]
+        for fault_id in expired:
+            del self._faults[fault_id]
+
+    def _new_id(self, kind: str) -> str:
+        while True:
+            candidate = f"{kind}-{next(self._counter)}"
+            if candidate not in self._faults:
+                return candidate

@@ -1,0 +1,120 @@
+"""Parameter types and options more than one command takes, each declared once, with
+defaults taken from the settings classes and the kernel's topology."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from gateway.settings import GatewaySettings
+from shardstack.common import topology
+from shardstack.common.latency import LatencyModel, parse_latency
+from shardstack.common.validation import InvalidInput
+from shardstack.control.client import DEFAULT_GATEWAY, GATEWAY_ENV, GatewayClient, resolve_token
+from shardstack.control.durations import parse_duration
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+LATENCY_MODELS = (
+    "fixed:10, uniform:5,15, normal:10,3, exponential:10, lognormal:5,80 (p50,p99), "
+    "pareto:2,1.5 (scale,alpha)"
+)
+
+
+class LatencyType(click.ParamType[LatencyModel, Any]):
+    name = "MODEL"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> LatencyModel:
+        try:
+            return parse_latency(value)
+        except InvalidInput as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class ShardLatencyType(click.ParamType[tuple[int, LatencyModel], Any]):
+    name = "ID=MODEL"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[int, LatencyModel]:
+        shard, sep, model = str(value).partition("=")
+        if not sep or not shard.strip().isdigit():
+            self.fail(f"{value!r} is not ID=MODEL, e.g. 3=fixed:500", param, ctx)
+        return int(shard), LatencyType().convert(model, param, ctx)
+
+
+def seconds(option: str) -> Callable[[click.Context, click.Parameter, str], float]:
+    """A callback turning `30s`, `2m`, `500ms` into seconds, or naming `option` if not."""
+
+    def convert(ctx: click.Context, param: click.Parameter, value: str) -> float:
+        return parse_duration(value, option)
+
+    return convert
+
+
+gateway_option = click.option(
+    "--gateway",
+    envvar=GATEWAY_ENV,
+    default=DEFAULT_GATEWAY,
+    show_default=True,
+    help=f"Gateway URL (or {GATEWAY_ENV}), e.g. the compose stack's.",
+)
+token_option = click.option(
+    "--token",
+    default=None,
+    help="Admin token; default SHARDSTACK_ADMIN_TOKEN, else the one `shardstack up` saved.",
+)
+
+
+def connect(gateway: str, token: str | None, admin: bool = True) -> GatewayClient:
+    """A client for `gateway`; with `admin`, one that carries the admin token (or fails
+    saying where to find one)."""
+    return GatewayClient(gateway, resolve_token(gateway, token) if admin else token)
+
+
+def stack_options(
+    workers: int = GatewaySettings.model_fields["workers"].default, what: str = ""
+) -> Callable[[_F], _F]:
+    """--shards, --workers, --port and --shard-base-port: the local stack's shape."""
+
+    def decorate(command: _F) -> _F:
+        for option in reversed(
+            [
+                click.option(
+                    "--shards",
+                    type=click.IntRange(1, 1000),
+                    default=topology.SHARD_COUNT,
+                    show_default=True,
+                    help="Number of shard processes.",
+                ),
+                click.option(
+                    "--workers",
+                    type=click.IntRange(1, 256),
+                    default=workers,
+                    show_default=True,
+                    help=f"Gunicorn workers serving {what or 'the gateway'}.",
+                ),
+                click.option(
+                    "--port",
+                    type=click.IntRange(1, 65535),
+                    default=topology.GATEWAY_PORT,
+                    show_default=True,
+                    help=f"Where {what or 'the gateway'} listens.",
+                ),
+                click.option(
+                    "--shard-base-port",
+                    type=click.IntRange(1, 65535),
+                    default=topology.SHARD_BASE_PORT,
+                    show_default=True,
+                    help="Shard i listens on this port + i.",
+                ),
+            ]
+        ):
+            command = option(command)
+        return command
+
+    return decorate

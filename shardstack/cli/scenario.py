@@ -1,0 +1,84 @@
+"""`shardstack scenario ...`: check and run scenario files against a gateway."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from shardstack.cli.options import connect, gateway_option, token_option
+from shardstack.control import scenario
+from shardstack.control.client import GatewayClient
+
+_path = click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+
+
+@click.group(name="scenario")
+def scenario_group() -> None:
+    """Seeded fault timelines from YAML files (examples in scenarios/)."""
+
+
+@scenario_group.command()
+@_path
+@click.option(
+    "--shards",
+    "shard_count",
+    type=click.IntRange(1, 10000),
+    default=None,
+    help="Plan for this many shards without asking a gateway.",
+)
+@gateway_option
+def check(file: Path, shard_count: int | None, gateway: str) -> None:
+    """Validate FILE and print the timeline it resolves to (nothing is injected; with
+    --shards no gateway is asked, else only its shard count, which needs no token)."""
+    loaded = scenario.load(file)
+    if shard_count is None:
+        with connect(gateway, None, admin=False) as client:
+            shard_count = _shard_count(client)
+    click.echo(f"{loaded.name}: seed {loaded.seed}, {shard_count} shards")
+    for step in scenario.plan(loaded, shard_count):
+        click.echo(f"[{step.at_s:8.2f}s] {step.describe()}")
+
+
+@scenario_group.command()
+@_path
+@click.option("--keep", is_flag=True, help="Leave the scenario's faults in place at the end.")
+@gateway_option
+@token_option
+def run(file: Path, keep: bool, gateway: str, token: str | None) -> None:
+    """Run FILE's timeline; Ctrl-C stops it and removes what it injected."""
+    loaded = scenario.load(file)
+    with connect(gateway, token) as client:
+        steps = scenario.plan(loaded, _shard_count(client))
+        total_s = max(step.at_s + step.fault.get("duration_s", 0.0) for step in steps)
+        click.echo(f"{loaded.name}: {len(steps)} steps over {total_s:g}s, seed {loaded.seed}")
+
+        def inject(step: scenario.PlannedStep) -> str:
+            _, body = client.request(
+                "POST", "/admin/faults", json={**step.fault, "shards": step.shards}
+            )
+            failed = [entry for entry in body["shards"] if entry["status"] != "added"]
+            outcome = step.describe()
+            if failed:
+                outcome += f"  ({len(failed)} shards failed: {failed[0].get('detail')})"
+            return outcome
+
+        try:
+            took_s = scenario.run(steps, inject, click.echo)
+        except KeyboardInterrupt:
+            click.echo("interrupted; removing the scenario's faults", err=True)
+            _remove(client, steps)
+            raise click.exceptions.Exit(130) from None
+        if not keep:
+            _remove(client, steps)
+        click.echo(f"done in {took_s:.1f}s")
+
+
+def _shard_count(client: GatewayClient) -> int:
+    _, body = client.request("GET", "/readyz", accept=(503,))
+    return int(body["shards"])
+
+
+def _remove(client: GatewayClient, steps: list[scenario.PlannedStep]) -> None:
+    for step in steps:
+        client.request("DELETE", f"/admin/faults/{step.fault['id']}", accept=(404,))

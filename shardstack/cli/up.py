@@ -1,0 +1,129 @@
+"""`shardstack up`: the whole stack on this machine, without Docker, until Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from pathlib import Path
+
+import click
+
+from shardstack.cli.options import LATENCY_MODELS, LatencyType, ShardLatencyType, stack_options
+from shardstack.common import topology
+from shardstack.common.latency import LatencyModel
+from shardstack.launcher import run as launcher
+from shardstack.launcher.plan import StackConfig, plan
+from shardstack.launcher.prometheus import find_binary as find_prometheus
+
+
+@click.command()
+@stack_options()
+@click.option(
+    "--host", default=topology.HOST, show_default=True, help="Address every process listens on."
+)
+@click.option(
+    "--latency",
+    type=LatencyType(),
+    default=None,
+    help=f"Latency model of every shard: {LATENCY_MODELS}. Default: SHARD_LATENCY, else fixed:0.",
+)
+@click.option(
+    "--shard-latency",
+    type=ShardLatencyType(),
+    multiple=True,
+    help="Latency model of one shard, e.g. 3=fixed:500 (repeatable).",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=None,
+    help="RNG seed for every shard: the same seed replays the same delays.",
+)
+@click.option(
+    "--log-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where each process logs (default: a new temporary directory).",
+)
+@click.option(
+    "--startup-timeout",
+    type=click.FloatRange(1, 600),
+    default=60,
+    show_default=True,
+    help="Seconds to wait for every process to be ready.",
+)
+@click.option(
+    "--allow-request-faults",
+    is_flag=True,
+    help="Honour the X-Shardstack-Fault header on /api/aggregate.",
+)
+@click.option(
+    "--prometheus",
+    "prometheus_binary",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Prometheus binary to run beside the stack (default: `prometheus` on PATH).",
+)
+@click.option("--no-prometheus", is_flag=True, help="Run no Prometheus.")
+@click.option(
+    "--prometheus-port",
+    type=click.IntRange(1, 65535),
+    default=topology.PROMETHEUS_PORT,
+    show_default=True,
+    help="Port Prometheus listens on.",
+)
+def up(
+    shards: int,
+    workers: int,
+    port: int,
+    shard_base_port: int,
+    host: str,
+    latency: LatencyModel | None,
+    shard_latency: tuple[tuple[int, LatencyModel], ...],
+    seed: int | None,
+    log_dir: Path | None,
+    startup_timeout: float,
+    allow_request_faults: bool,
+    prometheus_binary: Path | None,
+    no_prometheus: bool,
+    prometheus_port: int,
+) -> None:
+    """Run shards and the gateway on this machine until Ctrl-C.
+
+    GATEWAY_* and SHARD_* environment variables reach the processes (e.g.
+    GATEWAY_SEMAPHORE_SIZE); see the README for the full list. Prometheus, when there
+    is one, scrapes every process each second.
+    """
+    if no_prometheus and prometheus_binary is not None:
+        raise click.UsageError("--prometheus and --no-prometheus exclude each other")
+    searched = not no_prometheus and prometheus_binary is None
+    if searched:
+        prometheus_binary = find_prometheus()
+    stack = plan(
+        StackConfig(
+            shards=shards,
+            workers=workers,
+            host=host,
+            gateway_port=port,
+            shard_base_port=shard_base_port,
+            latency=latency,
+            shard_latency=dict(shard_latency),
+            seed=seed,
+            allow_request_faults=allow_request_faults,
+            prometheus=prometheus_binary,
+            prometheus_port=prometheus_port,
+        )
+    )
+    if searched and prometheus_binary is None:
+        progress(
+            "no `prometheus` on PATH: running without it "
+            "(Debian: apt-get install prometheus; or --prometheus PATH)"
+        )
+    if log_dir is None:
+        log_dir = Path(tempfile.mkdtemp(prefix="shardstack-"))
+    log_dir.mkdir(parents=True, exist_ok=True)
+    asyncio.run(launcher.run(stack, log_dir, startup_timeout, progress))
+
+
+def progress(line: str) -> None:
+    click.echo(line, err=True)

@@ -1,0 +1,3 @@
+"""The kernel both services stand on: the error shape, validation, the admin token, HTTP
+limits, default ports, and the latency and fault vocabulary. It imports neither service
+nor the operator's packages (an import contract in `make test` keeps it so)."""

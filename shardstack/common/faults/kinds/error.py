@@ -1,0 +1,48 @@
+"""`error`: answer with a chosen HTTP status and body instead of the data."""
+
+from __future__ import annotations
+
+import random
+from http import HTTPStatus
+from typing import Literal
+
+import orjson
+from pydantic import Field
+
+from shardstack.common.faults.answer import Answer
+from shardstack.common.faults.kind import Fault
+
+
+class ErrorFault(Fault):
+    order = 1
+
+    kind: Literal["error"] = "error"
+    status: int = Field(503, ge=400, le=599, description="HTTP status, 400-599")
+    body: str | None = Field(
+        None, max_length=16384, description="answer body; default a problem+json document"
+    )
+    content_type: str = Field("application/json", min_length=1, max_length=200)
+    retry_after_s: int | None = Field(
+        None, ge=0, le=86400, description="Retry-After header, e.g. with 429 or 503"
+    )
+
+    def shape(self, answer: Answer, rng: random.Random) -> bool:
+        answer.status = self.status
+        if self.body is None:
+            answer.body = orjson.dumps(
+                {"status": self.status, "title": _phrase(self.status), "detail": "injected fault"}
+            )
+            answer.content_type = "application/problem+json"
+        else:
+            answer.body = self.body.encode()
+            answer.content_type = self.content_type
+        if self.retry_after_s is not None:
+            answer.headers.append((b"retry-after", str(self.retry_after_s).encode()))
+        return True
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"

@@ -1,0 +1,31 @@
+"""`latency`: extra delay before the answer, from any latency model, plus uniform jitter."""
+
+from __future__ import annotations
+
+import random
+from typing import Annotated, Literal
+
+from pydantic import BeforeValidator, Field, field_serializer
+
+from shardstack.common.faults.kind import Fault
+from shardstack.common.latency import LatencyModel, Millis, parse_latency
+
+
+class LatencyFault(Fault):
+    order = 0
+
+    kind: Literal["latency"] = "latency"
+    latency: Annotated[LatencyModel, BeforeValidator(parse_latency)] = Field(
+        description="model of the added delay, e.g. fixed:200 or lognormal:5,80"
+    )
+    jitter_ms: Millis = Field(0.0, description="plus or minus this much, uniformly")
+
+    def delay_s(self, rng: random.Random) -> float:
+        delay_ms = self.latency.sample_ms(rng)
+        if self.jitter_ms:
+            delay_ms += rng.uniform(-self.jitter_ms, self.jitter_ms)
+        return max(delay_ms, 0.0) / 1000.0
+
+    @field_serializer("latency")
+    def _compact(self, latency: LatencyModel) -> str:
+        return latency.spec()

@@ -1,0 +1,29 @@
+"""Reading a JSON request body with a size limit, refusing what is too big or not JSON."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+
+from shardstack.common.validation import InvalidInput
+
+DEFAULT_BODY_LIMIT = 64 * 1024
+
+
+async def read_json_body(request: Request, limit: int = DEFAULT_BODY_LIMIT) -> Any:
+    """The parsed body; 413 past `limit` bytes (checked while streaming), 422 if not JSON."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"request body is larger than {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise HTTPException(413, f"request body is larger than {limit} bytes")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput.field("body", f"not valid JSON: {exc}") from None

@@ -1,0 +1,19 @@
+"""Where a stack's processes listen unless told otherwise: declared once, for the settings
+classes of both services, the local launcher and the CLI."""
+
+from __future__ import annotations
+
+HOST = "127.0.0.1"
+GATEWAY_PORT = 8000
+SHARD_COUNT = 20
+# Shard i's data port is SHARD_BASE_PORT + i; its admin port that plus ADMIN_PORT_OFFSET.
+SHARD_BASE_PORT = 9000
+ADMIN_PORT_OFFSET = 1000
+PROMETHEUS_PORT = 9090
+
+
+def local_shard_urls(
+    count: int = SHARD_COUNT, base_port: int = SHARD_BASE_PORT, host: str = HOST
+) -> tuple[str, ...]:
+    """The URLs of shards 0..count-1 listening on host:base_port+i."""
+    return tuple(f"http://{host}:{base_port + index}" for index in range(count))

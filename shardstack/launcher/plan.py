@@ -1,0 +1,239 @@
+"""The local stack `shardstack up` runs: what processes, with what settings, on which ports.
+
+Every child's settings are validated here, before anything starts, with the same
+settings classes the services use, so a bad value is reported once, by name.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+
+from gateway.multiprocess import MULTIPROC_ENV
+from gateway.settings import ENV_PREFIX as GATEWAY_ENV_PREFIX
+from gateway.settings import GatewaySettings
+from shard_sim.settings import ENV_PREFIX as SHARD_ENV_PREFIX
+from shard_sim.settings import ShardSettings
+from shardstack.common import topology
+from shardstack.common.admin_token import TOKEN_ENV, new_token
+from shardstack.common.latency import LatencyModel
+from shardstack.common.validation import InvalidInput
+from shardstack.launcher.prometheus import PROMETHEUS, RULES_FILE, PrometheusPlan, scrape_config
+from shardstack.launcher.supervisor import ProcessSpec
+
+GATEWAY = "gateway"
+# Gunicorn reads its configuration from the installed module, wherever the package is.
+GATEWAY_CONFIG = "python:gateway.gunicorn_conf"
+
+
+def shard_name(shard_id: int) -> str:
+    return f"shard-{shard_id:02d}"
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """What the operator asked for; unset gateway and shard fields come from the environment."""
+
+    shards: int = topology.SHARD_COUNT
+    workers: int = GatewaySettings.model_fields["workers"].default
+    host: str = topology.HOST
+    gateway_port: int = topology.GATEWAY_PORT
+    shard_base_port: int = topology.SHARD_BASE_PORT
+    latency: LatencyModel | None = None
+    shard_latency: Mapping[int, LatencyModel] = field(default_factory=dict)
+    seed: int | None = None
+    allow_request_faults: bool = False
+    prometheus: Path | None = None  # the binary; None runs no Prometheus
+    prometheus_port: int = topology.PROMETHEUS_PORT
+
+
+@dataclass(frozen=True)
+class Stack:
+    """A validated plan: the gateway's settings and one process spec per child."""
+
+    gateway: GatewaySettings
+    shards: tuple[ShardSettings, ...]
+    gateway_url: str
+    specs: tuple[ProcessSpec, ...]
+    admin_token: str
+    token_generated: bool
+    prometheus: PrometheusPlan | None
+
+    @property
+    def shard_specs(self) -> tuple[ProcessSpec, ...]:
+        return self.specs[:-1]
+
+    @property
+    def gateway_spec(self) -> ProcessSpec:
+        return self.specs[-1]
+
+
+def plan(config: StackConfig) -> Stack:
+    """Validate everything and build the process specs; `InvalidInput` if anything is off.
+
+    Children inherit our environment, so `GATEWAY_*` and `SHARD_*` variables set by the
+    operator reach them; what the launcher decides (ids, ports, models) overrides those.
+    """
+    last_port = config.shard_base_port + config.shards - 1
+    if last_port > 65535:
+        raise InvalidInput.field(
+            "--shard-base-port", f"{config.shards} shards from it would need port {last_port}"
+        )
+    if config.shard_base_port <= config.gateway_port <= last_port:
+        raise InvalidInput.field(
+            "--port",
+            f"{config.gateway_port} is one of the shard ports {config.shard_base_port}-{last_port}",
+        )
+    for shard_id in config.shard_latency:
+        if not 0 <= shard_id < config.shards:
+            raise InvalidInput.field(
+                "--shard-latency", f"no shard {shard_id}; ids are 0-{config.shards - 1}"
+            )
+    if config.prometheus is not None and not os.access(config.prometheus, os.X_OK):
+        raise InvalidInput.field("--prometheus", f"{config.prometheus} is not an executable file")
+
+    gateway_settings = _validated(
+        GatewaySettings,
+        GATEWAY_ENV_PREFIX,
+        shard_urls=topology.local_shard_urls(config.shards, config.shard_base_port, config.host),
+        bind=f"{config.host}:{config.gateway_port}",
+        workers=config.workers,
+        allow_request_faults=config.allow_request_faults,
+    )
+    configured = gateway_settings.admin_token
+    token = new_token() if configured is None else configured.get_secret_value()
+    shards = tuple(
+        _validated_shard(config, shard_id, gateway_settings.shard_admin_port_offset)
+        for shard_id in range(config.shards)
+    )
+    gateway_url = f"http://{config.host}:{config.gateway_port}"
+    specs = [
+        ProcessSpec(
+            name=shard_name(shard.id),
+            argv=(sys.executable, "-m", "shard_sim"),
+            env=_child_env(
+                SHARD_ENV_PREFIX,
+                token,
+                # One process with a registry of its own: the gateway's metrics
+                # directory, if the operator set one, is not for a shard.
+                drop=(MULTIPROC_ENV,),
+                id=shard.id,
+                host=shard.host,
+                port=shard.port,
+                admin_port=shard.admin_port,
+                latency=shard.latency.spec(),
+                seed=shard.seed,
+            ),
+            ready_url=f"http://{shard.host}:{shard.port}/healthz",
+            ports=((shard.host, shard.port), shard.admin_address),
+        )
+        for shard in shards
+    ]
+    specs.append(
+        ProcessSpec(
+            name=GATEWAY,
+            argv=(sys.executable, "-m", "gunicorn", "-c", GATEWAY_CONFIG),
+            env=_child_env(
+                GATEWAY_ENV_PREFIX,
+                token,
+                shard_urls=",".join(gateway_settings.shard_urls),
+                bind=gateway_settings.bind,
+                workers=gateway_settings.workers,
+                allow_request_faults=gateway_settings.allow_request_faults,
+            ),
+            ready_url=f"{gateway_url}/readyz",
+            ports=((config.host, config.gateway_port),),
+        )
+    )
+    prometheus = _prometheus_plan(config, shards)
+    listeners = [(spec.name, spec.ports) for spec in specs]
+    if prometheus is not None:
+        listeners.append((PROMETHEUS, ((prometheus.host, prometheus.port),)))
+    _refuse_shared_ports(listeners)
+    return Stack(
+        gateway_settings,
+        shards,
+        gateway_url,
+        tuple(specs),
+        token,
+        configured is None,
+        prometheus,
+    )
+
+
+def _prometheus_plan(config: StackConfig, shards: Sequence[ShardSettings]) -> PrometheusPlan | None:
+    if config.prometheus is None:
+        return None
+    address = f"{config.host}:{config.prometheus_port}"
+    scraped = scrape_config(
+        gateway=f"{config.host}:{config.gateway_port}",
+        shards=[(shard.id, f"{shard.host}:{shard.admin_port}") for shard in shards],
+        prometheus=address,
+        rule_files=[str(RULES_FILE)],
+    )
+    return PrometheusPlan(config.prometheus, config.host, config.prometheus_port, scraped)
+
+
+_PORT_OPTIONS = {GATEWAY: "--port", PROMETHEUS: "--prometheus-port"}
+
+
+def _refuse_shared_ports(listeners: list[tuple[str, Sequence[tuple[str, int]]]]) -> None:
+    owners: dict[tuple[str, int], str] = {}
+    for name, addresses in listeners:
+        for address in addresses:
+            if address in owners:
+                raise InvalidInput.field(
+                    _PORT_OPTIONS.get(name, "--shard-base-port"),
+                    f"port {address[1]} would serve both {owners[address]} and {name}",
+                )
+            owners[address] = name
+
+
+def _validated_shard(config: StackConfig, shard_id: int, admin_port_offset: int) -> ShardSettings:
+    port = config.shard_base_port + shard_id
+    admin_port = port + admin_port_offset
+    if not 1 <= admin_port <= 65535:
+        raise InvalidInput.field(
+            "GATEWAY_SHARD_ADMIN_PORT_OFFSET",
+            f"shard {shard_id}'s admin port would be {admin_port}, outside 1-65535",
+        )
+    overrides: dict[str, Any] = {
+        "id": shard_id,
+        "host": config.host,
+        "port": port,
+        "admin_port": admin_port,
+    }
+    latency = config.shard_latency.get(shard_id, config.latency)
+    if latency is not None:
+        overrides["latency"] = latency
+    if config.seed is not None:
+        overrides["seed"] = config.seed
+    return _validated(ShardSettings, SHARD_ENV_PREFIX, **overrides)
+
+
+_Settings = TypeVar("_Settings", GatewaySettings, ShardSettings)
+
+
+def _validated(cls: type[_Settings], prefix: str, **overrides: Any) -> _Settings:
+    """Settings as the child will see them: `overrides` on top of the inherited environment."""
+    try:
+        return cls(**overrides)
+    except ValidationError as exc:
+        raise InvalidInput.from_settings(exc, prefix) from None
+
+
+def _child_env(
+    prefix: str, token: str, drop: Sequence[str] = (), **overrides: object
+) -> dict[str, str]:
+    inherited = {key: value for key, value in os.environ.items() if key not in drop}
+    return {
+        **inherited,
+        TOKEN_ENV: token,
+        **{f"{prefix}{key.upper()}": str(value) for key, value in overrides.items()},
+    }

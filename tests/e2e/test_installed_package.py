@@ -1,0 +1,129 @@
+"""The package as a user installs it: a wheel built from this tree, installed into a new
+virtual environment, runs the stack from an empty directory, with nothing of the
+checkout on its path (the gunicorn configuration, Prometheus's rules and the bench
+baselines ship inside it)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from shardstack.common.topology import ADMIN_PORT_OFFSET
+from tests.support import HOST, free_port_block, require_binary
+
+pytestmark = pytest.mark.timeout(600)
+
+ROOT = Path(__file__).parents[2]
+SHARDS = 2
+PACKAGES = ("gateway", "shard_sim", "shardstack")
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The `bin` directory of a new venv holding only the wheel and its dependencies."""
+    work = tmp_path_factory.mktemp("installed")
+    # Built from a copy of what the package is made of, so the build leaves nothing here.
+    source = work / "source"
+    for name in PACKAGES:
+        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    wheels = work / "wheels"
+    _run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+         "--wheel-dir", str(wheels), str(source))  # fmt: skip
+    [wheel] = wheels.glob("shardstack-*.whl")
+    _run(sys.executable, "-m", "venv", str(work / "venv"))
+    bin_dir = work / "venv" / "bin"
+    _run(str(bin_dir / "pip"), "install", "--quiet", "-c", str(ROOT / "constraints.txt"),
+         str(wheel))  # fmt: skip
+    return bin_dir
+
+
+def _run(*command: str) -> None:
+    done = subprocess.run(command, capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, f"{' '.join(command)}:\n{done.stdout}\n{done.stderr}"
+
+
+def _clean_env(bin_dir: Path, tmp_path: Path) -> dict[str, str]:
+    """This environment without the checkout: no PYTHONPATH, the new venv first on PATH."""
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    return {**env, "PATH": f"{bin_dir}:{env['PATH']}", "XDG_STATE_HOME": str(tmp_path)}
+
+
+@pytest.fixture
+def empty_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "empty"
+    path.mkdir()
+    return path
+
+
+def test_the_installed_package_runs_the_stack_from_an_empty_directory(
+    installed: Path, empty_dir: Path, tmp_path: Path
+) -> None:
+    base = free_port_block(SHARDS + 2, also_at=ADMIN_PORT_OFFSET)
+    gateway_port, prometheus_port = base + SHARDS, base + SHARDS + 1
+    stderr_path = tmp_path / "up.err"
+    with stderr_path.open("wb") as stderr:
+        process = subprocess.Popen(
+            [str(installed / "shardstack"), "up", "--shards", str(SHARDS),
+             "--port", str(gateway_port), "--shard-base-port", str(base),
+             "--prometheus", require_binary("prometheus"),
+             "--prometheus-port", str(prometheus_port)],
+            cwd=empty_dir, env=_clean_env(installed, tmp_path), stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )  # fmt: skip
+    try:
+        _wait_for(lambda: "Press Ctrl-C to stop." in stderr_path.read_text(), process)
+        answer = httpx.get(f"http://{HOST}:{gateway_port}/api/aggregate", timeout=10)
+        assert answer.status_code == 200
+        assert answer.json()["status"] == "complete"
+        # Prometheus loaded the recording rules the package ships.
+        rules = httpx.get(f"http://{HOST}:{prometheus_port}/api/v1/rules", timeout=10).json()
+        assert any(group["rules"] for group in rules["data"]["groups"])
+    finally:
+        process.send_signal(signal.SIGINT)
+        code = process.wait(timeout=60)
+    assert code == 0, stderr_path.read_text()
+    assert list(empty_dir.iterdir()) == []
+
+
+def test_the_installed_bench_commands_and_baselines_are_there(
+    installed: Path, empty_dir: Path, tmp_path: Path
+) -> None:
+    env = _clean_env(installed, tmp_path)
+    helped = subprocess.run(
+        [str(installed / "shardstack"), "bench", "compare", "--help"],
+        cwd=empty_dir, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert helped.returncode == 0, helped.stderr
+    assert "--variants" in helped.stdout
+    # What `bench compare` serves under gunicorn, imported the way gunicorn imports it.
+    imported = subprocess.run(
+        [str(installed / "python"), "-c",
+         "import shardstack.bench.baselines.seed as s, shardstack.bench.baselines.floor as f;"
+         "import gateway.gunicorn_conf; print(type(s.app).__name__, type(f.app).__name__)"],
+        cwd=empty_dir, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert imported.returncode == 0, imported.stderr
+    assert imported.stdout.split() == ["FastAPI", "function"]
+
+
+def _wait_for(
+    condition: Callable[[], bool], process: subprocess.Popen[bytes], timeout_s: float = 90
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "shardstack up exited"
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"not up after {timeout_s}s")

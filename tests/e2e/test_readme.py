@@ -1,0 +1,122 @@
+"""The README runs as written: the shell commands of its first session and its fault
+session, run in order against a real `shardstack up`, print what the README shows,
+in shape (numbers, generated ids and randomly picked shards aside)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.e2e.stack import RunningStack, StartStack
+
+README = Path(__file__).parents[2] / "README.md"
+SECTIONS = ("## A first session", "## Breaking shards on purpose")
+# The stack the README's sessions ran on, as the README says.
+SESSION_ARGS = ("--latency", "lognormal:5,40", "--seed", "1", "--shard-latency", "3=fixed:800")
+
+
+@dataclass(frozen=True)
+class Example:
+    command: str
+    output: str
+
+
+def examples(readme: str) -> list[Example]:
+    """Every `$ command` in the sections, with what follows it in its block (or, when
+    nothing does, the next block: the README puts long JSON answers in their own)."""
+    found: list[Example] = []
+    for title in SECTIONS:
+        section = readme.split(title, 1)[1].split("\n## ", 1)[0]
+        blocks = re.findall(r"```[a-z]*\n(.*?)```", section, re.DOTALL)
+        for index, block in enumerate(blocks):
+            lines = block.rstrip("\n").split("\n")
+            starts = [n for n, line in enumerate(lines) if line.startswith("$ ")]
+            for position, start in enumerate(starts):
+                end = starts[position + 1] if position + 1 < len(starts) else len(lines)
+                output = "\n".join(lines[start + 1 : end])
+                if not output and index + 1 < len(blocks):
+                    output = blocks[index + 1].strip()
+                found.append(Example(lines[start][2:], output))
+    return found
+
+
+def _masked(text: str) -> str:
+    """Numbers, generated fault ids and lists of shard ids as placeholders; spaces as one."""
+    text = re.sub(r"\b([a-z_]+)-[0-9a-f]{6}\b", r"\1-ID", text)
+    text = re.sub(r"\d+(\.\d+)?", "#", text)
+    text = re.sub(r"#(,#)+", "#", text)
+    return " ".join(text.split())
+
+
+def _json_shape(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _json_shape(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_shape(item) for item in value]
+    if isinstance(value, bool | str) or value is None:
+        return value
+    return "#"
+
+
+def _parsed(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def assert_same_shape(expected: str, actual: str) -> None:
+    wanted = _parsed(expected)
+    if wanted is not None:
+        assert _json_shape(_parsed(actual)) == _json_shape(wanted), actual
+    elif "..." in expected:
+        # An elided answer: what the README shows must appear, in order.
+        rest = _masked(actual).replace(" ", "")
+        for part in _masked(expected).replace(" ", "").split("..."):
+            fragment = part.strip(",")
+            if fragment:
+                assert fragment in rest, f"{fragment!r} not in {rest!r}"
+                rest = rest.split(fragment, 1)[1]
+    else:
+        # Line by line, in any order: a table's rows follow the shards picked at random.
+        assert sorted(_masked(line) for line in actual.strip().splitlines()) == sorted(
+            _masked(line) for line in expected.strip().splitlines()
+        ), actual
+
+
+def _localised(command: str, stack: RunningStack) -> str:
+    """The command aimed at this test's stack instead of the default ports."""
+    gateway_port = stack.gateway_url.rsplit(":", 1)[1]
+    command = command.replace("127.0.0.1:8000", f"127.0.0.1:{gateway_port}")
+    return re.sub(
+        r"127\.0\.0\.1:9(\d{3})\b",
+        lambda match: f"127.0.0.1:{stack.shard_base_port + int(match[1])}",
+        command,
+    )
+
+
+def test_the_readme_sessions_print_what_the_readme_shows(start: StartStack) -> None:
+    found = examples(README.read_text())
+    assert len(found) >= 9, [example.command for example in found]
+    stack = start(*SESSION_ARGS, shards=20)
+    token = stack.admin_headers()["authorization"].removeprefix("Bearer ")
+    env = {
+        **os.environ,
+        **stack.env,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "SHARDSTACK_GATEWAY": stack.gateway_url,
+        "SHARDSTACK_ADMIN_TOKEN": token,  # as the README says: the token `up` printed
+    }
+    for example in found:
+        run = subprocess.run(
+            ["bash", "-c", _localised(example.command, stack)],
+            env=env, cwd=README.parent, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert run.returncode == 0, f"{example.command}: {run.stderr}"
+        assert_same_shape(example.output, run.stdout)

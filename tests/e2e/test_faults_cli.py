@@ -3,8 +3,11 @@ by `up`, a three-line fault session, and a seeded scenario that replays identica
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -144,3 +147,48 @@ def test_shipped_scenarios_are_valid() -> None:
             check=False,
         )
         assert result.returncode == 0, result.stderr
+
+
+LONG_SCENARIO = """
+name: interrupted
+steps:
+  - at: 0s
+    shards: all
+    inject: {kind: latency, latency: "fixed:2"}
+  - at: 60s
+    shards: "1"
+    inject: {kind: error}
+"""
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def test_ctrl_c_stops_a_scenario_and_removes_what_it_injected(
+    stack: RunningStack, tmp_path: Path
+) -> None:
+    path = tmp_path / "long.yaml"
+    path.write_text(LONG_SCENARIO)
+    out = tmp_path / "out"
+    with out.open("w") as stdout:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "shardstack", "scenario", "run", str(path),
+             "--gateway", stack.gateway_url],
+            env={**os.environ, **stack.env}, stdout=stdout, stderr=subprocess.PIPE, text=True,
+            # As from a terminal: a suite started in the background inherits SIGINT ignored.
+            preexec_fn=_default_sigint,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while "interrupted-1" not in out.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        listed = stack.cli("fault", "list").stdout
+        assert "interrupted-1" in listed
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130
+    assert "removing the scenario's faults" in stderr
+    assert stack.cli("fault", "list").stdout.strip() == "no active faults"

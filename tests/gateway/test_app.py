@@ -23,7 +23,11 @@ def shard_urls(start_shard: StartShard) -> list[str]:
 
 @pytest.fixture(scope="module")
 def gateway(make_gateway: GatewayFactory, shard_urls: list[str]) -> Iterator[TestClient]:
-    with make_gateway(shard_urls, shard_timeout_ms=5000, default_timeout_ms=2000) as client:
+    # No breakers: the unreachable and the slow shard would open theirs, and each test
+    # would see what the ones before it did.
+    with make_gateway(
+        shard_urls, shard_timeout_ms=5000, default_timeout_ms=2000, breaker_failures=0
+    ) as client:
         yield client
 
 

@@ -73,3 +73,15 @@ def test_the_operators_token_is_used_and_not_generated(monkeypatch: pytest.Monke
     monkeypatch.setenv("SHARDSTACK_ADMIN_TOKEN", "operator-token-0123456789")
     stack = plan(StackConfig(shards=1))
     assert (stack.admin_token, stack.token_generated) == ("operator-token-0123456789", False)
+
+
+@pytest.mark.parametrize("length", [15, 513])
+def test_an_operators_token_must_be_16_to_512_characters(
+    monkeypatch: pytest.MonkeyPatch, length: int
+) -> None:
+    monkeypatch.setenv("SHARDSTACK_ADMIN_TOKEN", "x" * length)
+    with pytest.raises(InvalidInput) as caught:
+        plan(StackConfig(shards=1))
+    [error] = caught.value.errors
+    assert error.field == "SHARDSTACK_ADMIN_TOKEN"
+    assert f"must be 16 to 512 characters long, not {length}" in error.reason

@@ -69,6 +69,11 @@ def _ephemeral_start() -> int:
         return 32_768  # Linux's default
 
 
+# Its own generator: pytest-randomly reseeds the global one before every test, which
+# would hand every test the same first port.
+_PORTS = random.SystemRandom()
+
+
 def free_port_block(count: int, also_at: int | None = None) -> int:
     """The first of `count` consecutive free ports (and of `count` more from base + `also_at`)."""
     starts = (0,) if also_at is None else (0, also_at)
@@ -76,7 +81,7 @@ def free_port_block(count: int, also_at: int | None = None) -> int:
     # by an outgoing connection before the server under test binds it.
     highest = _ephemeral_start() - max(starts) - count
     for _ in range(200):
-        base = random.randrange(10_000, highest)
+        base = _PORTS.randrange(10_000, highest)
         if all(_is_free(base + start + offset) for start in starts for offset in range(count)):
             return base
     raise RuntimeError(f"no block of {count} free ports found")

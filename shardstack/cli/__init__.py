@@ -30,7 +30,8 @@ for _command in (up, fault, scenario_group, bench):
 def main() -> None:
     """Entry point: run the CLI and turn every expected failure into one line."""
     try:
-        cli.main(standalone_mode=False)
+        # Outside standalone mode click returns a `click.exceptions.Exit`'s code.
+        code = cli.main(standalone_mode=False)
     except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("shardstack: interrupted", err=True)
         sys.exit(130)
@@ -42,6 +43,9 @@ def main() -> None:
         _fail(str(exc), 1)
     except OSError as exc:
         _fail(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""), 1)
+    else:
+        if isinstance(code, int) and code:
+            sys.exit(code)
 
 
 def _fail(message: str, code: int) -> None:

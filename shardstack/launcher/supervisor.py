@@ -136,13 +136,15 @@ class Supervisor:
                     await asyncio.sleep(0.05)
 
     async def next_exit(self) -> _Child:
-        """Wait until any child exits and return it (its exit is then forgotten)."""
+        """Wait until any child exits and return it (its exit is then forgotten). What it
+        started is ended with it: a dead gunicorn master's workers would keep its port."""
         waiting = {child.exited: child for child in self._children if not child.exited.done()}
         done_child = next((c for c in self._children if c.exited.done()), None)
         if done_child is None:
             done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
             done_child = waiting[done.pop()]
         self._children.remove(done_child)
+        _signal_group(done_child.process.pid, signal.SIGKILL)
         return done_child
 
     async def stop(self, names_in_order: Sequence[Sequence[str]], grace_s: float) -> int:

@@ -36,6 +36,12 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+def _ports(shards: int) -> tuple[int, int]:
+    """The shards' base port and the variants' port, drawn together so they cannot meet."""
+    base = free_port_block(shards + 1, also_at=ADMIN_PORT_OFFSET)
+    return base, base + shards
+
+
 def _results(path: Path) -> dict[str, dict[str, Any]]:
     return {result["name"]: result for result in orjson.loads(path.read_bytes())}
 
@@ -140,8 +146,7 @@ def test_bad_input_is_one_line_and_sends_nothing(args: list[str], message: str) 
 
 def test_compare_runs_each_variant_on_the_same_shards_and_gives_ratios(tmp_path: Path) -> None:
     shards = 3
-    base = free_port_block(shards, also_at=ADMIN_PORT_OFFSET)
-    port = free_port()
+    base, port = _ports(shards)
     out = tmp_path / "compare.json"
     run = _bench(
         "compare", "--variants", "gateway-aiohttp,seed,floor", "--shards", str(shards),
@@ -154,10 +159,13 @@ def test_compare_runs_each_variant_on_the_same_shards_and_gives_ratios(tmp_path:
     for result in results.values():
         assert result["errors"] == {}, result
         assert result["answers"] > 0
-        assert result["cpu_ms_per_answer"] > 0
+        assert 0 < result["cpu_ms_per_answer"] < 200, result
         assert result["shards_cpu_ms_per_answer"] > 0
         # The shards' own counters: exactly one call per shard per request, no more.
         assert result["shard_calls_per_request"] == pytest.approx(shards)
+    # The headline's direction (a tenth or less of it on docs/benchmarks.md), loosely.
+    gateway_cpu = results["gateway-aiohttp"]["cpu_ms_per_answer"]
+    assert gateway_cpu < results["seed"]["cpu_ms_per_answer"], results
     header, *rows = run.stdout.strip().splitlines()
     assert header.split()[-4:] == ["x", "seed", "x", "floor"]
     floor_row = next(row for row in rows if row.startswith("floor"))
@@ -170,8 +178,7 @@ def test_overload_offers_each_variant_multiples_of_its_own_peak(tmp_path: Path) 
     # Three permits, three shards at 50 ms: one aggregate at a time, 20/s at most; ten
     # times that is shed, and what is admitted is still served.
     shards = 3
-    base = free_port_block(shards, also_at=ADMIN_PORT_OFFSET)
-    port = free_port()
+    base, port = _ports(shards)
     out = tmp_path / "overload.json"
     run = _bench(
         "overload", "--variants", "gateway", "--shards", str(shards), "--port", str(port),
@@ -190,9 +197,12 @@ def test_overload_offers_each_variant_multiples_of_its_own_peak(tmp_path: Path) 
         assert overloaded["mode"] == "open"
         assert overloaded["rate"] == pytest.approx(multiple * peak["throughput"], rel=0.01)
         assert set(overloaded["errors"]) <= {"HTTP 503"}, overloaded  # shed, nothing else
+    # The goodput claim is a benchmark's (90 % of the peak, docs/benchmarks.md); here, in
+    # seconds on a shared machine, its direction: most of the peak is still served.
+    for multiple in (2, 10):
+        assert results[f"gateway {multiple}x"]["throughput"] > peak["throughput"] / 2
     ten = results["gateway 10x"]
     assert ten["errors"]["HTTP 503"] > ten["sent"] / 2
-    assert ten["throughput"] > peak["throughput"] / 2
     assert ten["ok_latency_ms"]["99.0"] < 2000  # admitted work finishes within the deadline
     header, *rows = run.stdout.strip().splitlines()
     assert header.split()[:3] == ["variant", "offered", "goodput/s"]
@@ -202,8 +212,7 @@ def test_overload_offers_each_variant_multiples_of_its_own_peak(tmp_path: Path) 
 
 def test_ctrl_c_stops_a_comparison_and_everything_it_started(tmp_path: Path) -> None:
     shards = 2
-    base = free_port_block(shards, also_at=ADMIN_PORT_OFFSET)
-    port = free_port()
+    base, port = _ports(shards)
     errors = tmp_path / "stderr"
     with errors.open("w") as stderr:
         process = subprocess.Popen(
@@ -225,3 +234,24 @@ def test_ctrl_c_stops_a_comparison_and_everything_it_started(tmp_path: Path) -> 
         process.kill()
     assert errors.read_text().strip().splitlines()[-1] == "shardstack: interrupted"
     assert not any(listening(p) for p in (port, base, base + shards - 1))
+
+
+@pytest.mark.timeout(600)
+def test_tail_hedging_lowers_the_p99_with_few_extra_calls(tmp_path: Path) -> None:
+    # The hedging claim is a benchmark's (4 to 6 times lower, docs/benchmarks.md); here a
+    # short run of the same experiment checks its direction, in every round.
+    shards = 10
+    base, port = _ports(shards)
+    runs = []
+    for round_index in range(3):
+        out = tmp_path / f"tail-{round_index}.json"
+        run = _bench(
+            "tail", "--shards", str(shards), "--port", str(port), "--shard-base-port",
+            str(base), "-d", "4s", "--warmup", "1s", "--json", str(out), timeout_s=240,
+        )  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        runs.append(_results(out))
+    for results in runs:
+        plain, hedged = results["gateway-aiohttp"], results["gateway-hedged"]
+        assert hedged["latency_ms"]["99.0"] < plain["latency_ms"]["99.0"], results
+        assert hedged["shard_calls_per_request"] <= 1.1 * shards  # the 10 % budget

@@ -18,8 +18,10 @@ from tests.support import HOST, wait_until_ready
 
 WORKERS = 2
 DEADLINE_MS = 1000
-# An answer's own time past its deadline: the gateway's bookkeeping and a loaded machine.
-SLACK_S = 0.75
+# What the client may see past a deadline: the gateway's own bookkeeping, and this test
+# process and the stack sharing two loaded cores. The README's claim is "by its deadline";
+# this is the stated margin for measuring it from outside.
+SCHEDULING_MARGIN_S = 0.25
 ANSWERS = {"200", "502", "503"}
 
 
@@ -98,7 +100,7 @@ def test_chaos_every_request_is_answered_in_time_and_breakers_open_and_close(
     assert set(load.outcomes) <= ANSWERS, load.outcomes  # no transport error, no 500
     assert sum(load.outcomes[status] for status in ANSWERS) == sent
     slowest = max(answered - started for started, answered, _ in load.records)
-    assert slowest <= DEADLINE_MS / 1000 + SLACK_S, slowest
+    assert slowest <= DEADLINE_MS / 1000 + SCHEDULING_MARGIN_S, slowest
     counted = scrape(stack.gateway_url).total("gateway_aggregate_requests_total")
     assert counted == sent + 1  # and the last check's request
     skipped = scrape(stack.gateway_url).total(
@@ -106,6 +108,31 @@ def test_chaos_every_request_is_answered_in_time_and_breakers_open_and_close(
     )
     assert skipped > 0
     print(f"{sent} requests: {dict(load.outcomes)}; slowest {slowest:.3f}s; {skipped:g} skipped")
+
+
+def test_a_frozen_shard_leaves_every_answer_at_its_deadline(start: StartStack) -> None:
+    # The deadline, not the shard timeout, ends these calls: the claim at its own bound.
+    deadline_ms = 500
+    stack = start(
+        "--workers", str(WORKERS), "--latency", "fixed:5", shards=4,
+        GATEWAY_SHARD_TIMEOUT_MS="10000", GATEWAY_BREAKER_FAILURES="0",
+    )  # fmt: skip
+    frozen_pid = _shard_pid(stack, 2)
+    os.kill(frozen_pid, signal.SIGSTOP)
+    try:
+        url = f"{stack.gateway_url}/api/aggregate?timeout_ms={deadline_ms}"
+        load = HeldLoad(url, threads=4, timeout_s=10, max_s=5)
+        with load:
+            time.sleep(4)
+            load.stop()
+    finally:
+        os.kill(frozen_pid, signal.SIGCONT)
+    assert len(load.records) >= 8
+    assert set(load.outcomes) == {"200"}, load.outcomes  # partial: the other three answered
+    durations = sorted(answered - started for started, answered, _ in load.records)
+    assert durations[0] >= deadline_ms / 1000 - 0.01  # each waited for the frozen shard
+    assert durations[-1] <= deadline_ms / 1000 + SCHEDULING_MARGIN_S, durations[-5:]
+    print(f"{len(durations)} answers between {durations[0]:.3f}s and {durations[-1]:.3f}s")
 
 
 def test_sigterm_under_load_finishes_every_request_in_flight(start: StartStack) -> None:

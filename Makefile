@@ -26,8 +26,13 @@ lint: $(BIN)/.installed
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy
 
+# The suite in a new random order (its seed is printed), with the coverage of every
+# process it starts, reported at the end.
 unit: $(BIN)/.installed
-	$(BIN)/pytest $(PYTEST_ARGS)
+	rm -rf .coverage && mkdir .coverage
+	$(BIN)/coverage run -m pytest $(PYTEST_ARGS)
+	$(BIN)/coverage combine --quiet
+	$(BIN)/coverage report
 
 # The Docker tests as a new machine runs them: this project's images and the engine's
 # build cache are removed first, so everything is built from nothing (about 3 minutes,
@@ -47,4 +52,4 @@ constraints:
 	rm -rf .venv-pin
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .coverage

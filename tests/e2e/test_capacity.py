@@ -15,7 +15,7 @@ import psutil
 from tests.e2e.stack import StartStack, cmdline, direct_children
 
 ROOT = Path(__file__).parents[2]
-CONNECTIONS = 2000
+CONNECTIONS = 1000
 GIB = 1 << 30
 
 
@@ -36,7 +36,7 @@ def test_held_connections_are_each_answered_twice_and_the_stack_stays_under_a_gi
     [master] = [pid for pid in direct_children(stack.process.pid) if "-m gunicorn" in cmdline(pid)]
     port = stack.gateway_url.rsplit(":", 1)[1]
     command = [sys.executable, str(ROOT / "benchmarks" / "connections.py"),
-               "--connections", str(CONNECTIONS), "--rate", "1000", "--hold", "2",
+               "--connections", str(CONNECTIONS), "--rate", "250", "--hold", "2",
                "--port", port, "--pid", str(master)]  # fmt: skip
     held = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     peak_pss = 0

@@ -202,8 +202,10 @@ def _stop_under_load(stack: Compose, gateway: str) -> None:
             what="gateway_aggregates_in_flight",
         )
         load.stop_sending()
-        in_flight = scrape(gateway).get("gateway_aggregates_in_flight")
+        # The stop begins here; nothing new is sent, so what the scrape finds in flight
+        # was in flight then (an answer during the scrape counts as after the stop).
         stopped_at = time.monotonic()
+        in_flight = scrape(gateway).get("gateway_aggregates_in_flight")
         # Compose stops dependents first: Prometheus, then the gateway (SIGTERM: it stops
         # accepting and finishes what it holds), then the shards it was calling.
         stop = stack.run("stop", timeout_s=120)

@@ -146,8 +146,10 @@ def test_sigterm_under_load_finishes_every_request_in_flight(start: StartStack) 
             what="gateway_aggregates_in_flight",
         )
         load.stop_sending()
-        in_flight = scrape(stack.gateway_url).get("gateway_aggregates_in_flight")
+        # The stop begins here; nothing new is sent, so what the scrape finds in flight
+        # was in flight then (an answer during the scrape counts as after the stop).
         stopped_at = time.monotonic()
+        in_flight = scrape(stack.gateway_url).get("gateway_aggregates_in_flight")
         stack.process.send_signal(signal.SIGTERM)
         assert stack.process.wait(60) == 0
     cut = [outcome for _, _, outcome in load.records if outcome != "200"]

@@ -87,6 +87,16 @@ def free_port_block(count: int, also_at: int | None = None) -> int:
     raise RuntimeError(f"no block of {count} free ports found")
 
 
+def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    """Poll `condition` until it holds; fail naming `what` after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{what}: not within {timeout_s}s")
+
+
 def wait_until_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

@@ -91,10 +91,30 @@ def cmdline(pid: int) -> str:
     return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
 
 
+def gunicorn_master(stack: RunningStack) -> int:
+    """The gateway's gunicorn master process."""
+    [master] = [pid for pid in direct_children(stack.process.pid) if "-m gunicorn" in cmdline(pid)]
+    return master
+
+
 def gunicorn_workers(stack: RunningStack) -> list[int]:
     """The gateway's gunicorn worker processes."""
-    [master] = [pid for pid in direct_children(stack.process.pid) if "-m gunicorn" in cmdline(pid)]
-    return direct_children(master)
+    return direct_children(gunicorn_master(stack))
+
+
+def default_sigint() -> None:
+    """A child's preexec: Ctrl-C acts as from a terminal (a suite started in the
+    background inherits SIGINT ignored, and Python then leaves it alone)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def site_hook(tmp_path: Path, code: str) -> str:
+    """A directory for PYTHONPATH whose sitecustomize.py runs `code` in every Python
+    process started with it: a real misbehaviour injected into one shard."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(code)
+    return str(hook)
 
 
 def alive(pid: int) -> bool:

@@ -17,7 +17,7 @@ import pytest
 
 from shardstack.common.topology import ADMIN_PORT_OFFSET
 from tests.e2e.observe import scrape
-from tests.e2e.stack import RunningStack, StartStack, listening
+from tests.e2e.stack import RunningStack, StartStack, default_sigint, listening
 from tests.support import free_port, free_port_block
 
 
@@ -31,10 +31,6 @@ def _bench(
         timeout=timeout_s,
         env={**os.environ, "SHARDSTACK_GATEWAY": "", **(env or {})},
     )
-
-
-def _default_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _ports(shards: int) -> tuple[int, int]:
@@ -220,9 +216,7 @@ def test_ctrl_c_stops_a_comparison_and_everything_it_started(tmp_path: Path) -> 
             [sys.executable, "-m", "shardstack", "bench", "compare", "--shards", str(shards),
              "--port", str(port), "--shard-base-port", str(base), "-d", "60s"],
             stdout=subprocess.DEVNULL, stderr=stderr,
-            # As from a terminal: a suite started in the background inherits SIGINT
-            # ignored, and Python then leaves Ctrl-C alone.
-            preexec_fn=_default_sigint,
+            preexec_fn=default_sigint,
         )  # fmt: skip
     try:
         deadline = time.monotonic() + 60

@@ -12,7 +12,7 @@ from pathlib import Path
 import orjson
 import psutil
 
-from tests.e2e.stack import StartStack, cmdline, direct_children
+from tests.e2e.stack import StartStack, gunicorn_master
 
 ROOT = Path(__file__).parents[2]
 CONNECTIONS = 1000
@@ -33,7 +33,7 @@ def test_held_connections_are_each_answered_twice_and_the_stack_stays_under_a_gi
 ) -> None:
     # Idle connections are closed after GATEWAY_KEEPALIVE_S; held ones need it longer.
     stack = start("--latency", "fixed:1", shards=20, GATEWAY_KEEPALIVE_S="300")
-    [master] = [pid for pid in direct_children(stack.process.pid) if "-m gunicorn" in cmdline(pid)]
+    master = gunicorn_master(stack)
     port = stack.gateway_url.rsplit(":", 1)[1]
     command = [sys.executable, str(ROOT / "benchmarks" / "connections.py"),
                "--connections", str(CONNECTIONS), "--rate", "250", "--hold", "2",

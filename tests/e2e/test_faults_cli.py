@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.stack import RunningStack, StartStack, get
+from tests.e2e.stack import RunningStack, StartStack, default_sigint, get
 
 
 @pytest.fixture
@@ -161,10 +161,6 @@ steps:
 """
 
 
-def _default_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def test_ctrl_c_stops_a_scenario_and_removes_what_it_injected(
     stack: RunningStack, tmp_path: Path
 ) -> None:
@@ -176,8 +172,7 @@ def test_ctrl_c_stops_a_scenario_and_removes_what_it_injected(
             [sys.executable, "-m", "shardstack", "scenario", "run", str(path),
              "--gateway", stack.gateway_url],
             env={**os.environ, **stack.env}, stdout=stdout, stderr=subprocess.PIPE, text=True,
-            # As from a terminal: a suite started in the background inherits SIGINT ignored.
-            preexec_fn=_default_sigint,
+            preexec_fn=default_sigint,
         )  # fmt: skip
     try:
         deadline = time.monotonic() + 60

@@ -10,7 +10,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import httpx
 import pytest
 
 from shardstack.common.topology import ADMIN_PORT_OFFSET
-from tests.support import HOST, free_port_block, require_binary
+from tests.support import HOST, free_port_block, require_binary, wait_until
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -120,10 +119,8 @@ def test_the_installed_bench_commands_and_baselines_are_there(
 def _wait_for(
     condition: Callable[[], bool], process: subprocess.Popen[bytes], timeout_s: float = 90
 ) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    def up() -> bool:
         assert process.poll() is None, "shardstack up exited"
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"not up after {timeout_s}s")
+        return condition()
+
+    wait_until(up, timeout_s, "shardstack up ready")

@@ -8,58 +8,39 @@ from __future__ import annotations
 import os
 import signal
 import stat
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 from tests.e2e.stack import (
-    RunningStack,
     StartStack,
     alive,
-    cmdline,
     descendants,
-    direct_children,
+    gunicorn_master,
     listening,
+    site_hook,
 )
-from tests.support import HOST
-
-
-def _wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{what}: not within {timeout_s}s")
-
-
-def _gunicorn_master(stack: RunningStack) -> int:
-    [master] = [pid for pid in direct_children(stack.process.pid) if "-m gunicorn" in cmdline(pid)]
-    return master
+from tests.support import HOST, wait_until
 
 
 def test_the_stack_stops_when_the_gateway_dies(start: StartStack) -> None:
     stack = start()
     processes = descendants(stack.process.pid)
-    master = _gunicorn_master(stack)
+    master = gunicorn_master(stack)
     os.kill(master, signal.SIGKILL)
     assert stack.process.wait(60) == 1
     last = stack.stderr().strip().splitlines()[-1]
     assert last.startswith("shardstack: gateway was killed by SIGKILL")
-    _wait_until(lambda: not [pid for pid in processes if alive(pid)], 30, "every child gone")
+    wait_until(lambda: not [pid for pid in processes if alive(pid)], 30, "every child gone")
     assert not [port for port in stack.ports() if listening(port)]
 
 
 def test_a_start_that_takes_too_long_is_one_line_and_leaves_nothing(
     start: StartStack, tmp_path: Path
 ) -> None:
-    hook = tmp_path / "hook"
-    hook.mkdir()
-    # Shard 1 stalls before it serves, through Python's site hook: a real slow start.
-    (hook / "sitecustomize.py").write_text(
-        "import os, time\nif os.environ.get('SHARD_ID') == '1':\n    time.sleep(120)\n"
+    # Shard 1 stalls before it serves: a real slow start.
+    hook = site_hook(
+        tmp_path, "import os, time\nif os.environ.get('SHARD_ID') == '1':\n    time.sleep(120)\n"
     )
-    stack = start("--startup-timeout", "3", wait=False, PYTHONPATH=str(hook))
+    stack = start("--startup-timeout", "3", wait=False, PYTHONPATH=hook)
     assert stack.process.wait(60) == 1
     last = stack.stderr().strip().splitlines()[-1]
     assert last.startswith("shardstack: not ready after 3s: shard-01 (logs: ")
@@ -73,7 +54,7 @@ def test_the_children_go_when_the_launcher_is_killed_outright(start: StartStack)
     stack.process.kill()  # SIGKILL: the launcher cannot stop anything itself
     stack.process.wait(10)
     # The kernel sends each child SIGTERM as its parent dies (PR_SET_PDEATHSIG).
-    _wait_until(lambda: not [pid for pid in processes if alive(pid)], 60, "every child gone")
+    wait_until(lambda: not [pid for pid in processes if alive(pid)], 60, "every child gone")
     assert not [port for port in stack.ports() if listening(port)]
 
 

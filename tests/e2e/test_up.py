@@ -22,7 +22,9 @@ from tests.e2e.stack import (
     descendants,
     direct_children,
     get,
+    gunicorn_workers,
     listening,
+    site_hook,
     start_stack,
     wait_until_up,
 )
@@ -59,9 +61,8 @@ def test_aggregate_answers_with_all_20_shards(stack: RunningStack) -> None:
 def test_gateway_is_gunicorn_with_two_workers_beside_20_shards(stack: RunningStack) -> None:
     top = direct_children(stack.process.pid)
     shards = [pid for pid in top if "-m shard_sim" in cmdline(pid)]
-    [master] = [pid for pid in top if "-m gunicorn" in cmdline(pid)]
     assert len(shards) == 20
-    workers = direct_children(master)
+    workers = gunicorn_workers(stack)
     assert len(workers) == 2
     # Whoever answers is one of those workers.
     with ThreadPoolExecutor(8) as pool:
@@ -156,16 +157,15 @@ def test_taken_port_is_one_line_and_starts_nothing(start: StartStack) -> None:
 def test_child_dying_at_start_is_one_line_and_stops_the_rest(
     start: StartStack, tmp_path: Path
 ) -> None:
-    hook = tmp_path / "hook"
-    hook.mkdir()
-    # A real start-up failure in one shard process, injected through Python's site hook.
-    (hook / "sitecustomize.py").write_text(
+    # A real start-up failure in one shard process.
+    hook = site_hook(
+        tmp_path,
         "import os, sys\n"
         "if os.environ.get('SHARD_ID') == '1':\n"
         "    print('simulated start-up failure', file=sys.stderr, flush=True)\n"
-        "    os._exit(3)\n"
+        "    os._exit(3)\n",
     )
-    stack = start(wait=False, PYTHONPATH=str(hook))
+    stack = start(wait=False, PYTHONPATH=hook)
     code = stack.process.wait(60)
     assert code == 1
     last = stack.stderr().strip().splitlines()[-1]

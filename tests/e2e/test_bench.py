@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import time
@@ -229,26 +228,3 @@ def test_ctrl_c_stops_a_comparison_and_everything_it_started(tmp_path: Path) -> 
         process.kill()
     assert errors.read_text().strip().splitlines()[-1] == "shardstack: interrupted"
     assert not any(listening(p) for p in (port, base, base + shards - 1))
-
-
-@pytest.mark.timeout(600)
-def test_tail_hedging_lowers_the_p99_with_few_extra_calls(tmp_path: Path) -> None:
-    # The hedging claim is a benchmark's (4 to 6 times lower, docs/benchmarks.md); here
-    # three short runs of the same experiment check its direction: a p99 from a few
-    # hundred answers is noisy, so the median of the three is compared.
-    shards = 10
-    base, port = _ports(shards)
-    plain_p99, hedged_p99 = [], []
-    for round_index in range(3):
-        out = tmp_path / f"tail-{round_index}.json"
-        run = _bench(
-            "tail", "--shards", str(shards), "--port", str(port), "--shard-base-port",
-            str(base), "-d", "6s", "--warmup", "1s", "--json", str(out), timeout_s=240,
-        )  # fmt: skip
-        assert run.returncode == 0, run.stderr
-        results = _results(out)
-        plain, hedged = results["gateway-aiohttp"], results["gateway-hedged"]
-        plain_p99.append(plain["latency_ms"]["99.0"])
-        hedged_p99.append(hedged["latency_ms"]["99.0"])
-        assert hedged["shard_calls_per_request"] <= 1.1 * shards  # the 10 % budget
-    assert statistics.median(hedged_p99) < statistics.median(plain_p99), (hedged_p99, plain_p99)

@@ -30,7 +30,7 @@ from shardstack.bench.variants import (
     Variant,
     chosen,
 )
-from shardstack.cli.options import LATENCY_MODELS, LatencyType, seconds, stack_options
+from shardstack.cli.options import LATENCY_MODELS, LatencyType, seconds, stack_options, stacked
 from shardstack.cli.progress import Progress
 from shardstack.common.validation import InvalidInput
 from shardstack.control.client import DEFAULT_GATEWAY, GATEWAY_ENV
@@ -121,7 +121,7 @@ def _load_options(rate: bool = True) -> Callable[[_F], _F]:
                 help="Open loop: requests per second, latency counted from when each was due.",
             )
         )
-    return _stacked(options)
+    return stacked(options)
 
 
 def _lab_options(variants: Sequence[str], latency: str | None, rounds: bool) -> Callable[[_F], _F]:
@@ -153,16 +153,7 @@ def _lab_options(variants: Sequence[str], latency: str | None, rounds: bool) -> 
                 help="Runs per variant, alternating; the median is kept.",
             )
         )
-    return _stacked(options)
-
-
-def _stacked(options: Sequence[Callable[[Any], Any]]) -> Callable[[_F], _F]:
-    def decorate(command: _F) -> _F:
-        for option in reversed(options):
-            command = option(command)
-        return command
-
-    return decorate
+    return stacked(options)
 
 
 @bench.command()

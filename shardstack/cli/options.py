@@ -3,7 +3,7 @@ defaults taken from the settings classes and the kernel's topology."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import click
@@ -80,40 +80,45 @@ def stack_options(
     workers: int = GatewaySettings.model_fields["workers"].default, what: str = ""
 ) -> Callable[[_F], _F]:
     """--shards, --workers, --port and --shard-base-port: the local stack's shape."""
+    return stacked(
+        [
+            click.option(
+                "--shards",
+                type=click.IntRange(1, 1000),
+                default=topology.SHARD_COUNT,
+                show_default=True,
+                help="Number of shard processes.",
+            ),
+            click.option(
+                "--workers",
+                type=click.IntRange(1, 256),
+                default=workers,
+                show_default=True,
+                help=f"Gunicorn workers serving {what or 'the gateway'}.",
+            ),
+            click.option(
+                "--port",
+                type=click.IntRange(1, 65535),
+                default=topology.GATEWAY_PORT,
+                show_default=True,
+                help=f"Where {what or 'the gateway'} listens.",
+            ),
+            click.option(
+                "--shard-base-port",
+                type=click.IntRange(1, 65535),
+                default=topology.SHARD_BASE_PORT,
+                show_default=True,
+                help="Shard i listens on this port + i.",
+            ),
+        ]
+    )
+
+
+def stacked(options: Sequence[Callable[[Any], Any]]) -> Callable[[_F], _F]:
+    """Several click decorators as one, applied in the order written."""
 
     def decorate(command: _F) -> _F:
-        for option in reversed(
-            [
-                click.option(
-                    "--shards",
-                    type=click.IntRange(1, 1000),
-                    default=topology.SHARD_COUNT,
-                    show_default=True,
-                    help="Number of shard processes.",
-                ),
-                click.option(
-                    "--workers",
-                    type=click.IntRange(1, 256),
-                    default=workers,
-                    show_default=True,
-                    help=f"Gunicorn workers serving {what or 'the gateway'}.",
-                ),
-                click.option(
-                    "--port",
-                    type=click.IntRange(1, 65535),
-                    default=topology.GATEWAY_PORT,
-                    show_default=True,
-                    help=f"Where {what or 'the gateway'} listens.",
-                ),
-                click.option(
-                    "--shard-base-port",
-                    type=click.IntRange(1, 65535),
-                    default=topology.SHARD_BASE_PORT,
-                    show_default=True,
-                    help="Shard i listens on this port + i.",
-                ),
-            ]
-        ):
+        for option in reversed(options):
             command = option(command)
         return command
 

@@ -7,13 +7,17 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.e2e.stack import RunningStack, StartStack, default_sigint, get
+from tests.support import SCHEDULING_MARGIN_S
 
 
 @pytest.fixture
@@ -91,33 +95,70 @@ steps:
   - at: 0s
     shards: {random: 2}
     inject: {kind: error, status: 500, probability: 0.5}
-  - at: 0.2s
+  - at: 1s
     shards: "0"
     inject: {kind: latency, latency: "fixed:5"}
-    for: 0.3s
+    for: 1s
 """
+# What the scenario plans, relative to its first step: (fault id, appears, disappears).
+PLANNED = {"replay-check-1": (0.0, None), "replay-check-2": (1.0, 2.0)}
+POLL_S = 0.02
+
+
+def _watch_faults(stack: RunningStack, stop: threading.Event) -> dict[tuple[int, str], list[float]]:
+    """When each (shard, fault id) was first and last seen on the shards, polling their
+    admin API through the gateway until `stop` is set."""
+    seen: dict[tuple[int, str], list[float]] = {}
+    with httpx.Client(headers=stack.admin_headers(), trust_env=False, timeout=5) as client:
+        while not stop.is_set():
+            now = time.monotonic()
+            for entry in client.get(f"{stack.gateway_url}/admin/faults").json()["shards"]:
+                for fault in entry["faults"]:
+                    seen.setdefault((entry["shard"], fault["id"]), [now, now])[1] = now
+            time.sleep(POLL_S)
+    return seen
 
 
 def test_a_seeded_scenario_replays_identically(stack: RunningStack, tmp_path: Path) -> None:
+    """Twice the same faults on the same shards at the same moments (seen on the shards,
+    not read from the runner's output), and the same per-request outcomes after."""
     path = tmp_path / "replay.yaml"
     path.write_text(SCENARIO)
 
-    def run_once() -> tuple[list[str], list[dict[int, str]]]:
-        result = stack.cli("scenario", "run", str(path), "--keep")
+    def run_once() -> tuple[dict[tuple[int, str], tuple[float, float]], list[dict[int, str]]]:
+        stop = threading.Event()
+        with ThreadPoolExecutor(1) as pool:
+            watching = pool.submit(_watch_faults, stack, stop)
+            result = stack.cli("scenario", "run", str(path), "--keep")
+            time.sleep(5 * POLL_S)
+            stop.set()
+            seen = watching.result()
         assert result.returncode == 0, result.stderr
-        lines = [line for line in result.stdout.splitlines() if not line.startswith("done in")]
+        started = min(first for first, _ in seen.values())
+        moments = {key: (first - started, last - started) for key, (first, last) in seen.items()}
         outcomes = [_statuses(stack) for _ in range(30)]
         assert stack.cli("fault", "clear").returncode == 0
-        return lines, outcomes
+        return moments, outcomes
 
-    first_lines, first_outcomes = run_once()
-    again_lines, again_outcomes = run_once()
-    assert first_lines == again_lines
-    assert first_lines[1].startswith("[    0.00s] replay-check-1: error probability=0.5 status=500")
-    assert "waiting" in first_lines[-1]
+    first_moments, first_outcomes = run_once()
+    again_moments, again_outcomes = run_once()
+
+    assert first_moments.keys() == again_moments.keys()
+    assert sorted(fault for _, fault in first_moments) == sorted(
+        ["replay-check-1", "replay-check-1", "replay-check-2"]
+    )
+    assert [shard for shard, fault in first_moments if fault == "replay-check-2"] == [0]
+    for moments in (first_moments, again_moments):
+        for (_, fault), (appeared, disappeared) in moments.items():
+            planned_in, planned_out = PLANNED[fault]
+            assert abs(appeared - planned_in) <= SCHEDULING_MARGIN_S, (fault, moments)
+            if planned_out is not None:
+                assert abs(disappeared - planned_out) <= SCHEDULING_MARGIN_S, (fault, moments)
+
+    # Per request, the shards roll the same dice: each fault's RNG is seeded by its id.
     assert first_outcomes == again_outcomes
     errors = [shard for outcome in first_outcomes for shard, s in outcome.items() if s == "error"]
-    assert 1 < len(set(errors)) <= 2
+    assert {shard for shard, fault in first_moments if fault == "replay-check-1"} == set(errors)
     assert 5 < len(errors) < 55
 
 

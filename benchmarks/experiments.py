@@ -117,10 +117,11 @@ def _profile_shares(path: Path) -> list[tuple[str, float]]:
     return sorted(((name, n / total) for name, n in counts.items()), key=lambda x: -x[1])
 
 
-def half_saturation(duration: str) -> dict[str, Any]:
+def half_saturation(duration: str, shards_per_process: int) -> dict[str, Any]:
     """20 shards at a fixed 10 ms, 2 workers: the gateway's saturation rate (closed loop),
     then half of it as an open loop, against the gateway and the floor in turn."""
-    common = ("compare", "--latency", "fixed:10", "--workers", "2")
+    common = ("compare", "--latency", "fixed:10", "--workers", "2",
+              "--shards-per-process", str(shards_per_process))  # fmt: skip
     saturated = bench(_scratch(), *common, "--variants", "gateway-aiohttp", "-c", "64",
                        "-d", duration)["results"]["gateway-aiohttp"]  # fmt: skip
     rate = round(saturated["throughput"] / 2)
@@ -129,6 +130,16 @@ def half_saturation(duration: str) -> dict[str, Any]:
     idle = bench(_scratch(), *common, "--variants", "gateway-aiohttp,floor",
                   "--rate", "5", "-d", duration)  # fmt: skip
     return {"saturation": saturated["throughput"], "rate": rate, "idle": idle, **half}
+
+
+def shard_cost(seconds: float, rounds: int) -> dict[str, Any]:
+    """benchmarks/shard_cost.py: one shard's CPU per answer beside the servers it was
+    chosen against."""
+    command = [sys.executable, str(ROOT / "benchmarks" / "shard_cost.py"),
+               "--duration", str(seconds), "--rounds", str(rounds), "--json"]  # fmt: skip
+    print("$ " + " ".join(command[1:]), file=sys.stderr)
+    results = orjson.loads(subprocess.run(command, check=True, stdout=subprocess.PIPE).stdout)
+    return {"command": "benchmarks/shard_cost.py " + " ".join(command[2:-1]), "results": results}
 
 
 def connections(count: int) -> dict[str, Any]:

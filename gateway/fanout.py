@@ -16,6 +16,7 @@ from gateway.overload import Overloaded, ShedReason
 from gateway.permits import Permits
 from gateway.results import ShardOutcome, ShardResult
 from gateway.retries import RETRYABLE_STATUSES, Retries
+from gateway.server_timing import served_ms
 from gateway.shards import Shard
 from gateway.upstream import (
     CallTiming,
@@ -158,12 +159,24 @@ class FanOut:
         if response.status != 200:
             result = _result(shard, started, timing, ShardOutcome.ERROR, f"HTTP {response.status}")
             result.retryable = response.status in RETRYABLE_STATUSES
-            return result
+            return self._served(result, response, timing)
         records = _records(response.body, shard.id)
         if records is None:
-            return _result(shard, started, timing, ShardOutcome.ERROR, "malformed body")
+            result = _result(shard, started, timing, ShardOutcome.ERROR, "malformed body")
+            return self._served(result, response, timing)
         result = _result(shard, started, timing, ShardOutcome.OK)
         result.records, result.data = len(records), records
+        return self._served(result, response, timing)
+
+    def _served(
+        self, result: ShardResult, response: UpstreamResponse, timing: CallTiming
+    ) -> ShardResult:
+        """The shard's served time on `result`, and what the call took beyond it."""
+        result.served_ms = served_ms(response.server_timing)
+        if result.served_ms is None:
+            self._metrics.server_timing_unknown.inc()
+        elif not timing.hedged:  # a hedge's answer started later than the call
+            self._metrics.shard_overhead(result.shard, (result.latency_ms - result.served_ms) / 1e3)
         return result
 
     async def _get(
@@ -192,6 +205,7 @@ class FanOut:
                 if winner is backup:
                     hedging.won()
                     timing.headers_at = backup_timing.headers_at
+                    timing.hedged = True
                 return winner.result()
         finally:
             await _cancelled(primary)

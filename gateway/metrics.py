@@ -27,6 +27,12 @@ from gateway.results import AggregateStatus, ShardOutcome
 from gateway.upstream import UpstreamClient
 from shardstack.common.latency_buckets import LATENCY_BUCKETS_S
 
+# The platform's own cost per call is tens of microseconds to a few milliseconds, unless
+# something queues; finer than the latency buckets at the low end.
+OVERHEAD_BUCKETS_S = (
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0,
+)  # fmt: skip
+
 
 class GatewayMetrics:
     """Every metric the gateway exports, with the per-shard series made up front so each
@@ -147,6 +153,20 @@ class GatewayMetrics:
             for outcome in ShardOutcome
         }
         self._shard_duration = {shard: shard_duration.labels(str(shard)) for shard in shards}
+        shard_overhead = Histogram(
+            "gateway_shard_overhead_seconds",
+            "A shard call's time beyond what the shard says it took (Server-Timing total): "
+            "the platform's own cost (network, waiting for a permit, event-loop lag).",
+            ("shard",),
+            registry=self.registry,
+            buckets=OVERHEAD_BUCKETS_S,
+        )
+        self._shard_overhead = {shard: shard_overhead.labels(str(shard)) for shard in shards}
+        self.server_timing_unknown = Counter(
+            "gateway_shard_server_timing_unknown",
+            "Shard answers without a Server-Timing total the gateway could read.",
+            registry=self.registry,
+        )
 
         aggregate_requests = Counter(
             "gateway_aggregate_requests",
@@ -170,6 +190,11 @@ class GatewayMetrics:
     def shard_call(self, shard: int, outcome: ShardOutcome, seconds: float) -> None:
         self._shard_requests[shard, outcome].inc()
         self._shard_duration[shard].observe(seconds)
+
+    def shard_overhead(self, shard: int, seconds: float) -> None:
+        # Both ends read the same monotonic clock, so only the header's rounding (to a
+        # microsecond) can make this a hair below zero.
+        self._shard_overhead[shard].observe(max(seconds, 0.0))
 
     def shard_skipped(self, shard: int, outcome: ShardOutcome) -> None:
         """A call not made (breaker open, request shed): counted, but it took no time."""

@@ -32,6 +32,8 @@ class ShardResult:
     latency_ms: float
     # Time to the response headers: with `latency_ms`, tells a slow body from a slow answer.
     headers_ms: float | None = None
+    # The shard's own time for the answer (its Server-Timing total), when it said.
+    served_ms: float | None = None
     records: int | None = None
     detail: str | None = None
     data: Any = None
@@ -47,6 +49,8 @@ class ShardResult:
         }
         if self.headers_ms is not None:
             entry["headers_ms"] = round(self.headers_ms, 3)
+        if self.served_ms is not None:
+            entry["served_ms"] = round(self.served_ms, 3)
         if self.records is not None:
             entry["records"] = self.records
         if self.detail is not None:

@@ -1,4 +1,5 @@
-"""`python -m shard_sim`: serve one shard, configured by `SHARD_*` environment variables."""
+"""`python -m shard_sim`: serve one shard (or `SHARD_PACK` of them), configured by
+`SHARD_*` environment variables."""
 
 from __future__ import annotations
 
@@ -7,10 +8,14 @@ import sys
 import uvicorn
 from pydantic import ValidationError
 
-from shard_sim.app import create_app
-from shard_sim.server import FaultableProtocol, ShardServer
+from shard_sim.app import ByPort, create_app
+from shard_sim.server import DataPort, ShardServer, listening
 from shard_sim.settings import ENV_PREFIX, ShardSettings
+from shardstack.common.http_protocol import HeadLimitedProtocol
 from shardstack.common.validation import InvalidInput
+
+# A hung request (the hang fault) must not hold the shard up on shutdown.
+GRACEFUL_SHUTDOWN_S = 3.0
 
 
 def main() -> int:
@@ -22,27 +27,29 @@ def main() -> int:
             file=sys.stderr,
         )
         return 2
-    app = create_app(settings)
-    config = uvicorn.Config(
-        app,
-        loop="uvloop",
-        http=FaultableProtocol,
-        access_log=False,
-        log_level=settings.log_level,
-        # Keep idle upstream connections open longer than the gateway's pool keeps them,
-        # so the gateway never reuses a connection the shard is about to close.
-        timeout_keep_alive=75,
-        # A hung request (the hang fault) must not hold the shard up on shutdown.
-        timeout_graceful_shutdown=3,
-    )
-    server = ShardServer(config, (settings.host, settings.port), settings.admin_address)
-    app.state.shard.listener = server
+    apps, data_ports, admin_sockets = {}, [], []
     try:
-        sockets = server.bind()
+        for shard in settings.packed():
+            app = create_app(shard)
+            port = DataPort(app.state.shard, (shard.host, shard.port))
+            app.state.shard.listener = port
+            data_ports.append(port)
+            port.bind()
+            admin_sockets.append(listening(shard.admin_address))
+            apps[shard.admin_address[1]] = app
     except OSError as exc:
         print(f"shard: cannot listen: {exc}", file=sys.stderr)
         return 1
-    server.run(sockets=sockets)
+    config = uvicorn.Config(
+        next(iter(apps.values())) if len(apps) == 1 else ByPort(apps),
+        loop="uvloop",
+        http=HeadLimitedProtocol,
+        lifespan="off",
+        access_log=False,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=int(GRACEFUL_SHUTDOWN_S),
+    )
+    ShardServer(config, data_ports, GRACEFUL_SHUTDOWN_S).run(sockets=admin_sockets)
     return 0
 
 

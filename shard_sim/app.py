@@ -1,48 +1,48 @@
-"""The shard's ASGI app factory.
+"""The shard's admin app: runtime control (latency, faults), metrics and health, one
+Starlette app per shard; `by_port` serves several from one uvicorn (a packed process).
 
 Plain Starlette rather than FastAPI (README, design notes: twenty of them run at once).
+The data port is not an ASGI app at all (shard_sim.data_protocol).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import Mapping
 
 from starlette.applications import Starlette
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from shard_sim.listener_watch import keep_listener_in_step
-from shard_sim.routes import admin, data, exposition
+from shard_sim.routes import admin, exposition
 from shard_sim.settings import ShardSettings
 from shard_sim.state import NoListener, ShardState
 from shardstack.common.admin_token import token_or_new
 from shardstack.common.problem import EXCEPTION_HANDLERS
-from shardstack.common.tasks import cancel_and_wait
 
 _log = logging.getLogger("shard_sim")
 
 
 def create_app(settings: ShardSettings | None = None) -> Starlette:
-    """The server that runs the app sets `state.shard.listener` (for `down`)."""
+    """One shard's admin app; `app.state.shard` is its state, whose `listener` the server
+    sets to the shard's data port (until then, in process and in tests, `down` does nothing)."""
     settings = settings or ShardSettings()
     token = token_or_new(settings.admin_token, _log, f"shard {settings.id}")
     state = ShardState.from_settings(settings, token, NoListener())
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        watch = asyncio.create_task(keep_listener_in_step(state))
-        try:
-            yield
-        finally:
-            await cancel_and_wait(watch)
-
     app = Starlette(
-        routes=[*data.ROUTES, *admin.ROUTES, *exposition.ROUTES],
-        exception_handlers=dict(EXCEPTION_HANDLERS),
-        lifespan=lifespan,
+        routes=[*admin.ROUTES, *exposition.ROUTES], exception_handlers=dict(EXCEPTION_HANDLERS)
     )
     # As on the gateway: `DELETE /admin/faults/` must not become `DELETE /admin/faults`.
     app.router.redirect_slashes = False
     app.state.shard = state
     return app
+
+
+class ByPort:
+    """Several shards' admin apps behind one server: each request goes to the app whose
+    admin port it arrived on."""
+
+    def __init__(self, apps: Mapping[int, ASGIApp]) -> None:
+        self._apps = apps
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._apps[scope["server"][1]](scope, receive, send)

@@ -17,6 +17,7 @@ class ShardMetrics:
     )
     requests: Counter = field(init=False)
     delay: Histogram = field(init=False)
+    served: Histogram = field(init=False)
     faults_injected: Counter = field(init=False)
 
     def __post_init__(self) -> None:
@@ -26,6 +27,13 @@ class ShardMetrics:
         self.delay = Histogram(
             "shard_delay_seconds",
             "Delay this shard applied before answering: its latency model plus latency faults.",
+            registry=self.registry,
+            buckets=LATENCY_BUCKETS_S,
+        )
+        self.served = Histogram(
+            "shard_served_seconds",
+            "From a /data request read to its answer written (Server-Timing's total): the "
+            "delay plus what the shard itself took.",
             registry=self.registry,
             buckets=LATENCY_BUCKETS_S,
         )

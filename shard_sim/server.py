@@ -1,79 +1,127 @@
-"""The shard's server: uvicorn with a data listener that faults can take down and bring
-back, an admin listener that stays up, and the connection's transport in each request's
-scope (so `reset` and `malformed` can act below HTTP)."""
+"""The shard process's servers: each shard's data port on its own HTTP protocol
+(shard_sim.data_protocol), which faults can take down and bring back, and the admin ports
+served by uvicorn, which stay up. One process serves one shard, or several (`SHARD_PACK`),
+each with its own ports, state and faults.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import socket
 
 import uvicorn
 
-from shard_sim.wire import TRANSPORT_EXTENSION
-from shardstack.common.http_protocol import HeadLimitedProtocol
+from shard_sim.data_protocol import DataProtocol
+from shard_sim.listener_watch import keep_listener_in_step
+from shard_sim.state import ShardState
+from shardstack.common.tasks import cancel_and_wait
 
 _log = logging.getLogger("shard_sim.server")
 
+# Idle keep-alive connections stay open longer than the gateway's pool keeps them, so
+# the gateway never reuses a connection the shard is about to close.
+KEEP_ALIVE_S = 75.0
+_SWEEP_S = 5.0
+_BACKLOG = 2048
 
-class FaultableProtocol(HeadLimitedProtocol):
-    """The head-limited httptools protocol, plus the transport under `scope["extensions"]`."""
 
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self.scope["extensions"] = {TRANSPORT_EXTENSION: self.transport}  # type: ignore[dict-item]
+class DataPort:
+    """One shard's data listener: opened, closed by `down` (its connections cut, new ones
+    refused) and reopened; idle connections closed after `KEEP_ALIVE_S`."""
+
+    def __init__(self, state: ShardState, address: tuple[str, int]) -> None:
+        self.state = state
+        self.address = address
+        self.down = False
+        self._connections: set[DataProtocol] = set()
+        self._server: asyncio.Server | None = None
+        self._bound: socket.socket | None = None
+
+    def bind(self) -> None:
+        """Take the port now, so a port in use is reported before anything serves."""
+        self._bound = listening(self.address)
+
+    async def open(self) -> None:
+        sock, self._bound = self._bound or listening(self.address), None
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: DataProtocol(self.state, self._connections), sock=sock, backlog=_BACKLOG
+        )
+
+    async def set_data_down(self, down: bool) -> None:
+        if down == self.down:
+            return
+        if down:
+            self.down = True
+            self._close_listener()
+            for connection in list(self._connections):
+                connection.transport.abort()
+            _log.info("data port %s down", self.address[1])
+            return
+        await self.open()
+        self.down = False
+        _log.info("data port %s up", self.address[1])
+
+    async def sweep_idle(self) -> None:
+        """Runs for the shard's lifetime: closes connections idle past `KEEP_ALIVE_S`."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(_SWEEP_S)
+            stale = loop.time() - KEEP_ALIVE_S
+            for connection in list(self._connections):
+                if connection.idle and connection.last_active < stale:
+                    connection.transport.close()
+
+    async def close(self, grace_s: float) -> None:
+        """Stop accepting; let answers in progress finish for up to `grace_s`, then cut."""
+        self._close_listener()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace_s
+        while self._connections and loop.time() < deadline:
+            for connection in list(self._connections):
+                if connection.idle:
+                    connection.transport.close()
+            await asyncio.sleep(0.05)
+        for connection in list(self._connections):
+            connection.transport.abort()
+
+    def _close_listener(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        if self._bound is not None:
+            self._bound.close()
+            self._bound = None
 
 
 class ShardServer(uvicorn.Server):
-    """Serves the app on the data and admin addresses; `set_data_down` closes and reopens
-    the data listener (connections are refused meanwhile) and cuts its open connections."""
+    """uvicorn for the admin sockets, plus each shard's `DataPort` and its watches, started
+    after uvicorn's own startup and stopped before its shutdown."""
 
-    def __init__(
-        self, config: uvicorn.Config, data: tuple[str, int], admin: tuple[str, int]
-    ) -> None:
+    def __init__(self, config: uvicorn.Config, data_ports: list[DataPort], grace_s: float) -> None:
         super().__init__(config)
-        self._data_address = data
-        self._admin_address = admin
-        self.data_down = False
+        self.data_ports = data_ports
+        self._grace_s = grace_s
+        self._watches: list[asyncio.Task[None]] = []
 
-    def bind(self) -> list[socket.socket]:
-        """The data and admin sockets, bound, in that order, for `run(sockets=...)`."""
-        data = _listening(self._data_address)
-        try:
-            return [data, _listening(self._admin_address)]
-        except OSError:
-            data.close()
-            raise
-
-    async def set_data_down(self, down: bool) -> None:
-        if down == self.data_down or not self.started:
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.should_exit:
             return
-        if down:
-            self.data_down = True
-            self.servers[0].close()
-            port = self._data_address[1]
-            for connection in list(self.server_state.connections):
-                transport: asyncio.Transport | None = getattr(connection, "transport", None)
-                if transport is not None and transport.get_extra_info("sockname")[1] == port:
-                    transport.abort()
-            _log.info("data port %s down", port)
-            return
-        # Rebuilt as uvicorn's own startup builds it (uvicorn.Server.startup).
-        protocol = functools.partial(
-            self.config.http_protocol_class,  # type: ignore[call-arg]
-            config=self.config,
-            server_state=self.server_state,
-            app_state=self.lifespan.state,
-        )
-        self.servers[0] = await asyncio.get_running_loop().create_server(
-            protocol, sock=_listening(self._data_address), backlog=self.config.backlog
-        )
-        self.data_down = False
-        _log.info("data port %s up", self._data_address[1])
+        for port in self.data_ports:
+            await port.open()
+            self._watches.append(asyncio.create_task(keep_listener_in_step(port.state)))
+            self._watches.append(asyncio.create_task(port.sweep_idle()))
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await asyncio.gather(*(port.close(self._grace_s) for port in self.data_ports))
+        for watch in self._watches:
+            await cancel_and_wait(watch)
+        await super().shutdown(sockets=sockets)
 
 
-def _listening(address: tuple[str, int]) -> socket.socket:
+def listening(address: tuple[str, int]) -> socket.socket:
     sock = socket.socket(socket.AF_INET6 if ":" in address[0] else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:

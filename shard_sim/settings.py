@@ -40,28 +40,61 @@ class ShardSettings(BaseSettings):
         default_factory=lambda: FixedLatency(ms=0),
         description="latency model, compact (`lognormal:5,80`) or JSON",
     )
+    pack: int = Field(
+        1,
+        ge=1,
+        le=1000,
+        description="shards this process serves: ids id..id+pack-1, shard i on port + i "
+        "and admin_port + i, each with its own state, RNG and faults",
+    )
     seed: int = Field(0, description="RNG seed; the same seed replays the same delays")
     records: int = Field(10, ge=0, le=100_000, description="records in each /data answer")
     record_bytes: int = Field(64, ge=0, le=MAX_PAYLOAD_BYTES, description="bytes per record")
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "warning"
 
     @model_validator(mode="after")
-    def _payload_bounded(self) -> Self:
+    def _consistent(self) -> Self:
         if self.records * self.record_bytes > MAX_PAYLOAD_BYTES:
             raise ValueError(
                 f"records x record_bytes must stay under {MAX_PAYLOAD_BYTES} bytes per answer"
             )
+        last = self.pack - 1
+        if self.port + last > 65535 or self.id + last > 9999:
+            raise ValueError(
+                f"pack: {self.pack} shards from id {self.id}, port {self.port} "
+                "run past id 9999 or port 65535"
+            )
         if self.admin_port is None:
-            if self.port + ADMIN_PORT_OFFSET > 65535:
+            if self.port + last + ADMIN_PORT_OFFSET > 65535:
                 raise ValueError(
                     f"admin_port: port + {ADMIN_PORT_OFFSET} is past 65535; set it explicitly"
                 )
             # Frozen model: the derived default is filled in once, here.
             object.__setattr__(self, "admin_port", self.port + ADMIN_PORT_OFFSET)
             return self
-        if self.admin_port == self.port:
-            raise ValueError("admin_port: must differ from port")
+        if self.admin_port + last > 65535:
+            raise ValueError(f"admin_port: admin_port + {last} (pack) is past 65535")
+        if abs(self.admin_port - self.port) < self.pack:
+            raise ValueError(
+                f"admin_port: the admin ports {self.admin_port}..{self.admin_port + last} "
+                f"overlap the data ports {self.port}..{self.port + last}"
+            )
         return self
+
+    def packed(self) -> list[ShardSettings]:
+        """One settings per shard this process serves, each with its own id and ports."""
+        assert self.admin_port is not None
+        return [
+            self.model_copy(
+                update={
+                    "id": self.id + index,
+                    "port": self.port + index,
+                    "admin_port": self.admin_port + index,
+                    "pack": 1,
+                }
+            )
+            for index in range(self.pack)
+        ]
 
     @property
     def admin_address(self) -> tuple[str, int]:

@@ -19,6 +19,7 @@ from gateway.settings import GatewaySettings
 from shard_sim.settings import ENV_PREFIX as SHARD_ENV_PREFIX
 from tests.support import (
     ADMIN_TOKEN,
+    HOST,
     GatewayFactory,
     ShardProcess,
     StartShard,
@@ -61,14 +62,18 @@ def start_shard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartShard
     started: list[ShardProcess] = []
     log_dir = tmp_path_factory.mktemp("shard-logs")
 
-    def start(shard_id: int = 0, latency: str = "fixed:0", **env: str) -> ShardProcess:
-        port = free_port_block(2)
+    def start(
+        shard_id: int = 0, latency: str = "fixed:0", pack: int = 1, **env: str
+    ) -> ShardProcess:
+        """Shards `shard_id`.. (`pack` of them): data ports from `port`, admin ports next."""
+        port = free_port_block(2 * pack)
         child_env: Mapping[str, str] = {
             **os.environ,
             "SHARDSTACK_ADMIN_TOKEN": ADMIN_TOKEN,
             "SHARD_ID": str(shard_id),
             "SHARD_PORT": str(port),
-            "SHARD_ADMIN_PORT": str(port + 1),
+            "SHARD_ADMIN_PORT": str(port + pack),
+            "SHARD_PACK": str(pack),
             "SHARD_LATENCY": latency,
             **{f"SHARD_{key.upper()}": value for key, value in env.items()},
         }
@@ -79,9 +84,10 @@ def start_shard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartShard
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        shard = ShardProcess(shard_id, port, port + 1, process)
+        shard = ShardProcess(shard_id, port, port + pack, process)
         started.append(shard)
-        wait_until_ready(f"{shard.url}/healthz", process)
+        for index in range(pack):
+            wait_until_ready(f"http://{HOST}:{port + index}/healthz", process)
         return shard
 
     yield start

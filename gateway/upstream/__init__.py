@@ -18,6 +18,7 @@ from gateway.settings import GatewaySettings
 class UpstreamResponse:
     status: int
     body: bytes
+    server_timing: str | None = None  # the shard's Server-Timing header, as sent
 
 
 @dataclass(slots=True)
@@ -26,6 +27,8 @@ class CallTiming:
     (`time.perf_counter()`), so a slow body is told apart from a slow answer."""
 
     headers_at: float | None = None
+    # The answer came from a hedge, sent later than the call's start.
+    hedged: bool = False
 
 
 @dataclass(frozen=True, slots=True)

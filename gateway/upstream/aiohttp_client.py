@@ -96,7 +96,8 @@ class AiohttpUpstream:
                     ):
                         raise UpstreamResetError("connection reset during the body") from exc
                     raise UpstreamProtocolError(f"incomplete body from shard: {exc}") from exc
-                return UpstreamResponse(response.status, body)
+                timing_header = response.headers.get("server-timing")
+                return UpstreamResponse(response.status, body, timing_header)
         except aiohttp.ClientConnectorError as exc:
             raise UpstreamConnectError(str(exc.os_error) or "connection refused") from exc
         except aiohttp.ServerDisconnectedError as exc:

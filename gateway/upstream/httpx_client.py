@@ -79,7 +79,7 @@ class HttpxUpstream:
             raise UpstreamResetError(str(exc) or "connection reset") from exc
         except httpx.HTTPError as exc:
             raise UpstreamError(type(exc).__name__) from exc
-        return UpstreamResponse(response.status_code, body)
+        return UpstreamResponse(response.status_code, body, response.headers.get("server-timing"))
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -278,6 +278,7 @@ def _lab_stack(options: dict[str, Any]) -> tuple[Stack, Path]:
             workers=options["workers"],
             gateway_port=options["port"],
             shard_base_port=options["shard_base_port"],
+            shards_per_process=options["shards_per_process"],
             latency=options["latency"],
         )
     )

@@ -79,7 +79,8 @@ def connect(gateway: str, token: str | None, admin: bool = True) -> GatewayClien
 def stack_options(
     workers: int = GatewaySettings.model_fields["workers"].default, what: str = ""
 ) -> Callable[[_F], _F]:
-    """--shards, --workers, --port and --shard-base-port: the local stack's shape."""
+    """--shards, --workers, --port, --shard-base-port, --shards-per-process: the local
+    stack's shape."""
     return stacked(
         [
             click.option(
@@ -109,6 +110,15 @@ def stack_options(
                 default=topology.SHARD_BASE_PORT,
                 show_default=True,
                 help="Shard i listens on this port + i.",
+            ),
+            click.option(
+                "--shards-per-process",
+                type=click.IntRange(1, 1000),
+                default=1,
+                show_default=True,
+                help="Shards one process serves, each with its own ports, state and faults: "
+                "fewer processes than shards on a machine with fewer cores (a kill -9 then "
+                "takes them all). Compose keeps one container per shard.",
             ),
         ]
     )

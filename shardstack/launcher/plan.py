@@ -36,6 +36,13 @@ def shard_name(shard_id: int) -> str:
     return f"shard-{shard_id:02d}"
 
 
+def process_name(shards: Sequence[ShardSettings]) -> str:
+    """`shard-03` for a process serving one shard, `shards-04-07` for a packed one."""
+    if len(shards) == 1:
+        return shard_name(shards[0].id)
+    return f"shards-{shards[0].id:02d}-{shards[-1].id:02d}"
+
+
 @dataclass(frozen=True)
 class StackConfig:
     """What the operator asked for; unset gateway and shard fields come from the environment."""
@@ -45,6 +52,7 @@ class StackConfig:
     host: str = topology.HOST
     gateway_port: int = topology.GATEWAY_PORT
     shard_base_port: int = topology.SHARD_BASE_PORT
+    shards_per_process: int = 1
     latency: LatencyModel | None = None
     shard_latency: Mapping[int, LatencyModel] = field(default_factory=dict)
     seed: int | None = None
@@ -90,6 +98,11 @@ def plan(config: StackConfig) -> Stack:
             "--port",
             f"{config.gateway_port} is one of the shard ports {config.shard_base_port}-{last_port}",
         )
+    if not 1 <= config.shards_per_process <= config.shards:
+        raise InvalidInput.field(
+            "--shards-per-process",
+            f"{config.shards_per_process} is not between 1 and the {config.shards} shards",
+        )
     for shard_id in config.shard_latency:
         if not 0 <= shard_id < config.shards:
             raise InvalidInput.field(
@@ -113,28 +126,7 @@ def plan(config: StackConfig) -> Stack:
         for shard_id in range(config.shards)
     )
     gateway_url = f"http://{config.host}:{config.gateway_port}"
-    specs = [
-        ProcessSpec(
-            name=shard_name(shard.id),
-            argv=(sys.executable, "-m", "shard_sim"),
-            env=_child_env(
-                SHARD_ENV_PREFIX,
-                token,
-                # One process with a registry of its own: the gateway's metrics
-                # directory, if the operator set one, is not for a shard.
-                drop=(MULTIPROC_ENV,),
-                id=shard.id,
-                host=shard.host,
-                port=shard.port,
-                admin_port=shard.admin_port,
-                latency=shard.latency.spec(),
-                seed=shard.seed,
-            ),
-            ready_url=f"http://{shard.host}:{shard.port}/healthz",
-            ports=((shard.host, shard.port), shard.admin_address),
-        )
-        for shard in shards
-    ]
+    specs = [_shard_process(group, token) for group in _packs(shards, config.shards_per_process)]
     specs.append(
         ProcessSpec(
             name=GATEWAY,
@@ -164,6 +156,53 @@ def plan(config: StackConfig) -> Stack:
         token,
         configured is None,
         prometheus,
+    )
+
+
+def _packs(shards: Sequence[ShardSettings], size: int) -> list[list[ShardSettings]]:
+    """Consecutive shards, at most `size` to a process; a process serves one set of
+    settings, so a shard whose settings differ (its own latency) starts a new one."""
+    packs: list[list[ShardSettings]] = []
+    for shard in shards:
+        last = packs[-1] if packs else None
+        if last is not None and len(last) < size and _same_but_place(last[0], shard):
+            last.append(shard)
+        else:
+            packs.append([shard])
+    return packs
+
+
+_PLACE = {"id", "port", "admin_port", "pack"}
+
+
+def _same_but_place(first: ShardSettings, other: ShardSettings) -> bool:
+    return first.model_dump(exclude=_PLACE) == other.model_dump(exclude=_PLACE)
+
+
+def _shard_process(pack: Sequence[ShardSettings], token: str) -> ProcessSpec:
+    first, last = pack[0], pack[-1]
+    return ProcessSpec(
+        name=process_name(pack),
+        argv=(sys.executable, "-m", "shard_sim"),
+        env=_child_env(
+            SHARD_ENV_PREFIX,
+            token,
+            # One process with a registry of its own per shard: the gateway's metrics
+            # directory, if the operator set one, is not for a shard.
+            drop=(MULTIPROC_ENV,),
+            id=first.id,
+            host=first.host,
+            port=first.port,
+            admin_port=first.admin_port,
+            pack=len(pack),
+            latency=first.latency.spec(),
+            seed=first.seed,
+        ),
+        # The last data port opens last.
+        ready_url=f"http://{last.host}:{last.port}/healthz",
+        ports=tuple(
+            address for shard in pack for address in ((shard.host, shard.port), shard.admin_address)
+        ),
     )
 
 

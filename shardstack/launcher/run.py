@@ -41,7 +41,7 @@ async def run(
     supervisor = Supervisor(log_dir)
     began = time.monotonic()
     try:
-        echo(f"starting {len(stack.shard_specs)} shards ...")
+        echo(f"starting {_shards_in_processes(stack)} ...")
         await _unless_stopped(supervisor.start(stack.shard_specs, startup_timeout_s), stop)
         echo(f"starting the gateway ({stack.gateway.workers} gunicorn workers) ...")
         await _unless_stopped(supervisor.start([stack.gateway_spec], startup_timeout_s), stop)
@@ -96,7 +96,7 @@ def _summary(stack: Stack, log_dir: Path, took_s: float, token_file: Path) -> st
     settings = stack.gateway
     return "\n".join(
         [
-            f"shardstack is up ({took_s:.1f}s): {len(stack.shards)} shards, a gateway"
+            f"shardstack is up ({took_s:.1f}s): {_shards_in_processes(stack)}, a gateway"
             + ("" if stack.prometheus is None else " and Prometheus"),
             f"  gateway  {stack.gateway_url}  gunicorn, {settings.workers} workers; "
             f"per worker: semaphore {settings.semaphore_size}, "
@@ -129,3 +129,10 @@ def _token_line(stack: Stack, token_file: Path) -> str:
         # Printed once, as Jupyter does; the CLI reads it from the file.
         return f"{stack.admin_token}  (generated; saved for the CLI in {token_file})"
     return f"from SHARDSTACK_ADMIN_TOKEN (saved for the CLI in {token_file})"
+
+
+def _shards_in_processes(stack: Stack) -> str:
+    shards, processes = len(stack.shards), len(stack.shard_specs)
+    if shards == processes:
+        return f"{shards} shards"
+    return f"{shards} shards in {processes} processes"

@@ -75,17 +75,21 @@ def test_an_oversized_head_is_a_431(stack: RunningStack, server: str, request_by
     )
 
 
-def test_a_head_just_under_the_limit_is_served(stack: RunningStack) -> None:
-    status, _, _ = _exchange(
-        stack.gateway_url, _get("/healthz", b"x-fits: " + b"a" * (MAX_HEAD_BYTES - 200))
-    )
+@pytest.mark.parametrize("server", ["gateway", "shard"])
+def test_a_head_just_under_the_limit_is_served(stack: RunningStack, server: str) -> None:
+    url = stack.gateway_url if server == "gateway" else stack.shard_url(0)
+    status, _, _ = _exchange(url, _get("/healthz", b"x-fits: " + b"a" * (MAX_HEAD_BYTES - 200)))
     assert status == 200
 
 
-def test_the_limit_is_per_request_on_a_kept_alive_connection(stack: RunningStack) -> None:
+@pytest.mark.parametrize("server", ["gateway", "shard"])
+def test_the_limit_is_per_request_on_a_kept_alive_connection(
+    stack: RunningStack, server: str
+) -> None:
+    url = stack.gateway_url if server == "gateway" else stack.shard_url(0)
     header = b"x-fits: " + b"a" * (MAX_HEAD_BYTES // 2)
     keep = b"GET /healthz HTTP/1.1\r\nhost: test\r\n" + header + b"\r\n\r\n"
-    status, head, body = _exchange(stack.gateway_url, keep * 3 + _get("/healthz"))
+    status, head, body = _exchange(url, keep * 3 + _get("/healthz"))
     # Four answers on one connection, each head under the limit though together over it.
     assert status == 200
     assert (head + body).count(b"HTTP/1.1 200") == 4

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shardstack.common.topology import ADMIN_PORT_OFFSET
 from tests.e2e.stack import RunningStack, StartStack
 
 README = Path(__file__).parents[2] / "README.md"
@@ -94,6 +95,11 @@ def _localised(command: str, stack: RunningStack) -> str:
     """The command aimed at this test's stack instead of the default ports."""
     gateway_port = stack.gateway_url.rsplit(":", 1)[1]
     command = command.replace("127.0.0.1:8000", f"127.0.0.1:{gateway_port}")
+    command = re.sub(
+        r"127\.0\.0\.1:10(\d{3})\b",
+        lambda match: f"127.0.0.1:{stack.shard_base_port + ADMIN_PORT_OFFSET + int(match[1])}",
+        command,
+    )
     return re.sub(
         r"127\.0\.0\.1:9(\d{3})\b",
         lambda match: f"127.0.0.1:{stack.shard_base_port + int(match[1])}",

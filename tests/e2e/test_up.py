@@ -123,6 +123,40 @@ def test_shard_killed_mid_request_yields_partial_and_the_stack_keeps_running(
     assert "shard-05 was killed by SIGKILL" in stack.stderr()
 
 
+def test_packed_shards_serve_faults_alike_and_a_kill_takes_the_whole_pack(
+    start: StartStack,
+) -> None:
+    stack = start("--latency", QUICK, "--shards-per-process", "2", shards=4)
+    shard_processes = [pid for pid in descendants(stack.process.pid) if "shard_sim" in cmdline(pid)]
+    assert len(shard_processes) == 2
+    assert "4 shards in 2 processes" in stack.stderr()
+    body = get(f"{stack.gateway_url}/api/aggregate").json()
+    assert (body["status"], body["ok"]) == ("complete", 4)
+
+    injected = stack.cli("fault", "inject", "1,2", "error", "status=503")
+    assert injected.returncode == 0, injected.stderr
+    statuses = [
+        entry["status"] for entry in get(f"{stack.gateway_url}/api/aggregate").json()["shards"]
+    ]
+    assert statuses == ["ok", "error", "error", "ok"]
+    assert stack.cli("fault", "clear").returncode == 0
+
+    os.kill(get(f"{stack.shard_url(3)}/healthz").json()["pid"], signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while (
+        "shards-02-03 was killed by SIGKILL" not in stack.stderr() and time.monotonic() < deadline
+    ):
+        time.sleep(0.1)
+    assert "shards-02-03 was killed by SIGKILL" in stack.stderr()
+    after = get(f"{stack.gateway_url}/api/aggregate").json()
+    assert [entry["status"] for entry in after["shards"]] == [
+        "ok",
+        "ok",
+        "unreachable",
+        "unreachable",
+    ]
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_stop_signal_ends_every_process_and_frees_every_port(
     start: StartStack, sig: signal.Signals

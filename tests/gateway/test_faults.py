@@ -1,29 +1,41 @@
 """Faults end to end: the gateway (in process) injects them into real shard processes on
-loopback, and sees each kind as what it is."""
+loopback, and sees each kind as what it is, in both layouts: a process per shard, and
+all four shards packed in one process."""
 
 from __future__ import annotations
 
 import re
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
-from tests.support import ADMIN, GatewayFactory, StartShard, assert_problem
+from tests.support import ADMIN, HOST, GatewayFactory, StartShard, assert_problem
 
 SHARDS = 4
 
 
-@pytest.fixture(scope="module")
-def shard_urls(start_shard: StartShard) -> list[str]:
-    return [start_shard(shard_id, "fixed:1").url for shard_id in range(SHARDS)]
+@dataclass(frozen=True)
+class Shards:
+    urls: list[str]
+    admin_port_offset: int
 
 
-def _gateway(make_gateway: GatewayFactory, shard_urls: list[str], **settings: Any) -> TestClient:
+@pytest.fixture(scope="module", params=["process per shard", "packed"])
+def shards(start_shard: StartShard, request: pytest.FixtureRequest) -> Shards:
+    if request.param == "packed":
+        packed = start_shard(0, "fixed:1", pack=SHARDS)
+        return Shards([f"http://{HOST}:{packed.port + i}" for i in range(SHARDS)], SHARDS)
+    return Shards([start_shard(shard_id, "fixed:1").url for shard_id in range(SHARDS)], 1)
+
+
+def _gateway(make_gateway: GatewayFactory, shards: Shards, **settings: Any) -> TestClient:
     return make_gateway(
-        shard_urls,
+        shards.urls,
+        shard_admin_port_offset=shards.admin_port_offset,
         shard_timeout_ms=1000,
         default_timeout_ms=1500,
         # Each test sees a fault as it is; breakers would hide a shard failing often.
@@ -34,11 +46,11 @@ def _gateway(make_gateway: GatewayFactory, shard_urls: list[str], **settings: An
 
 @pytest.fixture(scope="module", params=["httpx", "aiohttp"])
 def gateway(
-    make_gateway: GatewayFactory, shard_urls: list[str], request: pytest.FixtureRequest
+    make_gateway: GatewayFactory, shards: Shards, request: pytest.FixtureRequest
 ) -> Iterator[TestClient]:
     """The gateway with each upstream client: every fault must look the same through both."""
     with _gateway(
-        make_gateway, shard_urls, allow_request_faults=True, upstream_client=request.param
+        make_gateway, shards, allow_request_faults=True, upstream_client=request.param
     ) as client:
         yield client
 
@@ -272,9 +284,9 @@ def test_invalid_request_fault_header_is_a_422(gateway: TestClient, value: str) 
 
 
 def test_request_faults_are_refused_unless_allowed(
-    make_gateway: GatewayFactory, shard_urls: list[str]
+    make_gateway: GatewayFactory, shards: Shards
 ) -> None:
-    with _gateway(make_gateway, shard_urls) as strict:
+    with _gateway(make_gateway, shards) as strict:
         response = strict.get("/api/aggregate", headers={"x-shardstack-fault": "1 error"})
         assert_problem(response, 403)
         assert "GATEWAY_ALLOW_REQUEST_FAULTS" in response.json()["detail"]

@@ -45,9 +45,28 @@ def test_one_shards_latency_and_the_seed_reach_that_shard_only() -> None:
     assert {spec.env["SHARD_SEED"] for spec in stack.shard_specs} == {"7"}
 
 
+def test_shards_are_packed_consecutively_and_a_shard_of_its_own_settings_stands_alone() -> None:
+    stack = plan(
+        StackConfig(shards=7, shards_per_process=3, shard_latency={4: parse_latency("fixed:9")})
+    )
+    names = [spec.name for spec in stack.shard_specs]
+    assert names == ["shards-00-02", "shard-03", "shard-04", "shards-05-06"]
+    first = stack.shard_specs[0]
+    assert (first.env["SHARD_ID"], first.env["SHARD_PACK"]) == ("0", "3")
+    assert (first.env["SHARD_PORT"], first.env["SHARD_ADMIN_PORT"]) == ("9000", "10000")
+    assert first.ports == tuple(
+        ("127.0.0.1", port) for shard in range(3) for port in (9000 + shard, 10000 + shard)
+    )
+    assert first.ready_url == "http://127.0.0.1:9002/healthz"  # the last port it opens
+    assert stack.shard_specs[2].env["SHARD_LATENCY"] == "fixed:ms=9"
+    assert stack.gateway.shard_urls == tuple(f"http://127.0.0.1:{9000 + i}" for i in range(7))
+
+
 @pytest.mark.parametrize(
     ("config", "field"),
     [
+        (StackConfig(shards=3, shards_per_process=4), "--shards-per-process"),
+        (StackConfig(shards=3, shards_per_process=0), "--shards-per-process"),
         (StackConfig(shards=20, shard_base_port=65530), "--shard-base-port"),
         (StackConfig(shards=20, gateway_port=9005), "--port"),
         (StackConfig(shards=3, shard_latency={3: parse_latency("fixed:1")}), "--shard-latency"),

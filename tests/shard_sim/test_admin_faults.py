@@ -1,27 +1,50 @@
-"""The shard's fault routes in process: the token, bad input that changes nothing, the
-faults that act at the HTTP level, and the counter of applied faults."""
+"""A real shard's fault routes: the token, bad input that changes nothing, the faults that
+act at the HTTP level on its data port, and the counter of applied faults."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 
+import httpx
 import pytest
-from starlette.testclient import TestClient
 
-from shard_sim.app import create_app
-from shard_sim.settings import ShardSettings
-from tests.support import ADMIN, ADMIN_TOKEN, assert_problem
+from tests.support import ADMIN, ADMIN_TOKEN, StartShard, assert_problem
+
+
+@dataclass
+class Shard:
+    """A shard process of its own: its admin port and its data port."""
+
+    admin: httpx.Client
+    data: httpx.Client
+
+    def get(self, path: str, **kwargs: object) -> httpx.Response:
+        client = self.data if path == "/data" else self.admin
+        return client.get(path, **kwargs)  # type: ignore[arg-type]
+
+    def post(self, path: str, **kwargs: object) -> httpx.Response:
+        return self.admin.post(path, **kwargs)  # type: ignore[arg-type]
+
+    def put(self, path: str, **kwargs: object) -> httpx.Response:
+        return self.admin.put(path, **kwargs)  # type: ignore[arg-type]
+
+    def delete(self, path: str, **kwargs: object) -> httpx.Response:
+        return self.admin.delete(path, **kwargs)  # type: ignore[arg-type]
 
 
 @pytest.fixture
-def shard() -> Iterator[TestClient]:
-    settings = ShardSettings(id=2, admin_token=ADMIN_TOKEN)  # type: ignore[call-arg]
-    with TestClient(create_app(settings)) as client:
-        yield client
+def shard(start_shard: StartShard) -> Iterator[Shard]:
+    process = start_shard(2)
+    with (
+        httpx.Client(base_url=process.admin_url, trust_env=False) as admin,
+        httpx.Client(base_url=process.url, trust_env=False) as data,
+    ):
+        yield Shard(admin, data)
 
 
-def _faults(shard: TestClient) -> list[dict[str, object]]:
+def _faults(shard: Shard) -> list[dict[str, object]]:
     response = shard.get("/admin/faults", headers=ADMIN)
     assert response.status_code == 200
     faults: list[dict[str, object]] = response.json()["faults"]
@@ -38,7 +61,7 @@ def _faults(shard: TestClient) -> list[dict[str, object]]:
     ],
 )
 def test_admin_routes_need_the_token_and_change_nothing_without_it(
-    shard: TestClient, headers: dict[str, str]
+    shard: Shard, headers: dict[str, str]
 ) -> None:
     shard.post("/admin/faults", json={"kind": "error", "id": "kept"}, headers=ADMIN)
     calls = [
@@ -55,7 +78,7 @@ def test_admin_routes_need_the_token_and_change_nothing_without_it(
     assert shard.get("/admin/latency", headers=ADMIN).json()["spec"] == "fixed:ms=0"
 
 
-def test_add_list_remove_and_clear(shard: TestClient) -> None:
+def test_add_list_remove_and_clear(shard: Shard) -> None:
     added = shard.post(
         "/admin/faults",
         json={"kind": "latency", "latency": "fixed:5", "probability": 0.5, "duration_s": 60},
@@ -89,7 +112,7 @@ def test_add_list_remove_and_clear(shard: TestClient) -> None:
     ],
 )
 def test_invalid_fault_is_refused_and_the_faults_stay_as_they_were(
-    shard: TestClient, body: object, status: int, fields: list[str]
+    shard: Shard, body: object, status: int, fields: list[str]
 ) -> None:
     shard.post("/admin/faults", json={"kind": "reset", "id": "dup"}, headers=ADMIN)
     before = _faults(shard)
@@ -97,14 +120,14 @@ def test_invalid_fault_is_refused_and_the_faults_stay_as_they_were(
     assert _faults(shard) == before
 
 
-def test_malformed_and_oversized_bodies_are_refused(shard: TestClient) -> None:
+def test_malformed_and_oversized_bodies_are_refused(shard: Shard) -> None:
     assert_problem(shard.post("/admin/faults", content=b"{nope", headers=ADMIN), 422, ["body"])
     huge = b'{"kind": "error", "body": "' + b"x" * 70_000 + b'"}'
     assert_problem(shard.post("/admin/faults", content=huge, headers=ADMIN), 413)
     assert _faults(shard) == []
 
 
-def test_error_fault_answers_with_its_status_body_and_retry_after(shard: TestClient) -> None:
+def test_error_fault_answers_with_its_status_body_and_retry_after(shard: Shard) -> None:
     shard.post(
         "/admin/faults",
         json={"kind": "error", "status": 429, "retry_after_s": 3, "body": "slow down"},
@@ -117,12 +140,12 @@ def test_error_fault_answers_with_its_status_body_and_retry_after(shard: TestCli
     assert _faults(shard)[0]["applied"] == 1
 
 
-def test_latency_fault_adds_its_delay(shard: TestClient) -> None:
+def test_latency_fault_adds_its_delay(shard: Shard) -> None:
     shard.post("/admin/faults", json={"kind": "latency", "latency": "fixed:30"}, headers=ADMIN)
     assert shard.get("/data").json()["delay_ms"] == pytest.approx(30)
 
 
-def test_invalid_json_fault_breaks_the_body(shard: TestClient) -> None:
+def test_invalid_json_fault_breaks_the_body(shard: Shard) -> None:
     shard.post("/admin/faults", json={"kind": "malformed"}, headers=ADMIN)
     response = shard.get("/data")
     assert response.status_code == 200
@@ -130,7 +153,7 @@ def test_invalid_json_fault_breaks_the_body(shard: TestClient) -> None:
         json.loads(response.content)
 
 
-def test_applied_faults_are_counted_by_kind(shard: TestClient) -> None:
+def test_applied_faults_are_counted_by_kind(shard: Shard) -> None:
     shard.post("/admin/faults", json={"kind": "error", "status": 500}, headers=ADMIN)
     for _ in range(3):
         shard.get("/data")
@@ -139,7 +162,7 @@ def test_applied_faults_are_counted_by_kind(shard: TestClient) -> None:
     assert 'shard_faults_injected_total{kind="reset"} 0.0' in metrics
 
 
-def test_request_fault_header_needs_the_token(shard: TestClient) -> None:
+def test_request_fault_header_needs_the_token(shard: Shard) -> None:
     header = {"x-shardstack-fault": "error status=418"}
     assert_problem(shard.get("/data", headers=header), 401)
     assert shard.get("/data", headers={**header, **ADMIN}).status_code == 418

@@ -1,4 +1,5 @@
-"""The shard app in process: its payload, seeded replay, and runtime latency control."""
+"""The shard's admin app in process: runtime latency control, metrics and health, and its
+errors. The data port is a real process's (test_data_port.py)."""
 
 from __future__ import annotations
 
@@ -23,38 +24,6 @@ def shard() -> Iterator[TestClient]:
         yield client
 
 
-def test_data_carries_shard_id_delay_and_configured_records(shard: TestClient) -> None:
-    response = shard.get("/data")
-    assert response.status_code == 200
-    assert response.headers["content-type"] == "application/json"
-    body = response.json()
-    assert body["shard"] == 3
-    assert 0 <= body["delay_ms"] <= 1
-    assert len(body["records"]) == 4
-    assert all(len(record["value"]) == 16 for record in body["records"])
-    assert body["records"][2]["key"] == "shard-3-2"
-
-
-def _delays(client: TestClient, count: int = 20) -> list[float]:
-    return [client.get("/data").json()["delay_ms"] for _ in range(count)]
-
-
-def test_same_seed_replays_the_same_delays_and_seed_or_id_changes_them() -> None:
-    spec = "lognormal:0.01,0.2"
-    with (
-        _client(id=1, seed=42, latency=spec) as first,
-        _client(id=1, seed=42, latency=spec) as again,
-    ):
-        replay = _delays(first)
-        assert replay == _delays(again)
-    with (
-        _client(id=1, seed=43, latency=spec) as other_seed,
-        _client(id=2, seed=42, latency=spec) as other_id,
-    ):
-        assert _delays(other_seed) != replay
-        assert _delays(other_id) != replay
-
-
 def test_healthz(shard: TestClient) -> None:
     body = shard.get("/healthz").json()
     assert body["status"] == "ok"
@@ -67,7 +36,6 @@ def test_latency_is_read_and_replaced_at_runtime(shard: TestClient) -> None:
     response = shard.put("/admin/latency", json={"model": "fixed", "ms": 25})
     assert response.status_code == 200
     assert response.json()["latency"] == {"model": "fixed", "ms": 25.0}
-    assert shard.get("/data").json()["delay_ms"] == 25.0
     assert shard.get("/admin/latency").json()["spec"] == "fixed:ms=25"
 
 
@@ -97,4 +65,5 @@ def test_malformed_and_oversized_bodies_are_refused(shard: TestClient) -> None:
 
 def test_unknown_route_and_method_answer_in_the_problem_shape(shard: TestClient) -> None:
     assert_problem(shard.get("/nope"), 404)
-    assert_problem(shard.post("/data"), 405)
+    assert_problem(shard.get("/data"), 404)  # the data port's, not the admin port's
+    assert_problem(shard.post("/admin/latency"), 405)

@@ -1,0 +1,105 @@
+"""What one `GET /data` gets: the latency model's delay plus the latency faults', the
+shard's records, and the faults that fire shaping the answer or taking over its delivery.
+
+Independent of the server that carries it (shard_sim.data_protocol): every random draw
+for a request is made here, at once, in arrival order, so a seeded run replays request
+for request whatever the delays do to the order answers leave in.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import orjson
+
+from shard_sim.active_faults import ActiveFault
+from shard_sim.state import ShardState
+from shardstack.common.admin_token import bearer_matches
+from shardstack.common.faults import REQUEST_FAULT_HEADER, Answer, Fault, parse_request_fault
+from shardstack.common.validation import FieldError, InvalidInput
+
+
+@dataclass(slots=True)
+class Prepared:
+    """An answer ready to go once `delay_s` has passed; `timing` holds the Server-Timing
+    entries for what was injected (the total is added when the answer is written)."""
+
+    answer: Answer
+    delay_s: float
+    timing: list[str]
+
+
+@dataclass(slots=True)
+class _Acting:
+    """A fault acting on this request: a shard-wide one (`active`) or the request's own."""
+
+    fault: Fault
+    fault_id: str
+    rng: random.Random
+    active: ActiveFault | None = None
+    delay_s: float = 0.0
+
+
+class Refused(Exception):
+    """The request itself is wrong: answered with a problem, no fault acts."""
+
+    def __init__(self, status: int, detail: str, errors: Sequence[FieldError] = ()) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.errors = errors
+
+
+def prepare(state: ShardState, fault_header: str | None, authorization: str | None) -> Prepared:
+    """Everything decided for one request; `Refused` for a bad or unauthorised request fault."""
+    state.metrics.requests.inc()
+    one_off = _request_faults(state, fault_header, authorization)
+    acting = [
+        _Acting(active.fault, active.id, active.rng, active) for active in state.faults.firing()
+    ]
+    acting += [_Acting(fault, "request", state.rng) for fault in one_off]
+
+    delay_s = state.next_delay_s()
+    for entry in acting:
+        entry.delay_s = entry.fault.delay_s(entry.rng)
+        delay_s += entry.delay_s
+    state.metrics.delay.observe(delay_s)
+
+    body = {"shard": state.shard_id, "delay_ms": delay_s * 1000.0, "records": state.records}
+    answer = Answer(200, orjson.dumps(body))
+    timing = [f"delay;dur={delay_s * 1000.0:.3f}"]
+    counter = state.metrics.faults_injected
+    # Shaped in the documented order; `acting` keeps the order the delays were drawn in.
+    for entry in sorted(acting, key=lambda entry: entry.fault.order):
+        if not entry.fault.shape(answer, entry.rng):
+            continue
+        counter.labels(entry.fault.kind).inc()
+        if entry.active is not None:
+            entry.active.applied += 1
+        described = f'{entry.fault.kind};desc="{entry.fault_id}"'
+        timing.append(
+            f"{described};dur={entry.delay_s * 1000.0:.3f}" if entry.delay_s else described
+        )
+    return Prepared(answer, delay_s, timing)
+
+
+def _request_faults(
+    state: ShardState, header: str | None, authorization: str | None
+) -> list[Fault]:
+    """Faults carried by this request alone; honoured only with the admin token (the
+    gateway adds it when it forwards a request fault)."""
+    if header is None:
+        return []
+    if not bearer_matches(authorization, state.admin_token):
+        raise Refused(401, f"{REQUEST_FAULT_HEADER} needs the admin token")
+    faults = []
+    try:
+        for item in header.split(";"):
+            fault = parse_request_fault(item.split())
+            if fault.probability == 1 or state.rng.random() < fault.probability:
+                faults.append(fault)
+    except InvalidInput as exc:
+        raise Refused(422, str(exc), exc.errors) from None
+    return faults

@@ -1,0 +1,418 @@
+"""The shard's data port: HTTP/1.1 on httptools, serving `GET /data` and `GET /healthz`.
+
+Its own small protocol rather than an ASGI app under uvicorn, because on this port the
+shard's cost is the product's error: a user sets "answers in 10 ms" and every microsecond
+the shard spends is time the simulation did not ask for. Measured, this path costs less
+CPU per answer than a bare ASGI app under uvicorn (README, design notes). The admin port
+stays Starlette under uvicorn (shard_sim.server).
+
+What it does: keep-alive and pipelined requests, answered in order; a cap on a request's
+head (431, as shardstack.common.http_protocol); problem+json for what it does not serve;
+`Server-Timing` on every answer. An answer with nothing to shape it is written in one
+piece by a timer; one a fault delivers (late, dribbled, reset, garbage) runs as a task
+over `ProtocolWire`, the `Wire` the fault kinds speak to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import email.utils
+import logging
+import math
+import socket
+import struct
+import time
+from collections.abc import Sequence
+from http import HTTPStatus
+from typing import cast
+
+import httptools
+import orjson
+
+from shard_sim.data import Prepared, Refused, prepare
+from shard_sim.state import ShardState
+from shardstack.common.faults import REQUEST_FAULT_HEADER, Answer
+from shardstack.common.http_protocol import MAX_HEAD_BYTES
+from shardstack.common.problem import PROBLEM_MEDIA_TYPE, problem_body
+from shardstack.common.topology import ADMIN_PORT_OFFSET
+
+_log = logging.getLogger("shard_sim.data")
+
+_FAULT_HEADER = REQUEST_FAULT_HEADER.lower().encode()
+_HEAD_TOO_LARGE = f"request line and headers are larger than {MAX_HEAD_BYTES} bytes"
+_BUFFERED_HEAD_LIMIT = 4 * MAX_HEAD_BYTES  # as shardstack.common.http_protocol
+# Requests read ahead of the one being answered before reading pauses (pipelining).
+_MAX_PIPELINED = 16
+_JSON = b"application/json"
+_PROBLEM = PROBLEM_MEDIA_TYPE.encode()
+_ALLOW_GET = ((b"allow", b"GET"),)
+_ADMIN_HINT = (
+    f"; the admin API and /metrics are on the admin port (data port + {ADMIN_PORT_OFFSET})"
+)
+Headers = Sequence[tuple[bytes, bytes]]
+
+
+class _Request:
+    __slots__ = ("authorization", "fault_header", "keep_alive", "method", "received_at", "url")
+
+    def __init__(self) -> None:
+        self.url = b""
+        self.method = b""
+        self.authorization: str | None = None
+        self.fault_header: str | None = None
+        self.keep_alive = True
+        self.received_at = 0.0
+
+
+class _Date:
+    """The Date header, formatted once a second (as uvicorn does)."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._value = b""
+
+    def now(self) -> bytes:
+        second = int(time.time())
+        if second != self._second:
+            self._second = second
+            self._value = email.utils.formatdate(second, usegmt=True).encode()
+        return self._value
+
+
+_date = _Date()
+
+
+class DataProtocol(asyncio.Protocol):
+    """One connection to a shard's data port."""
+
+    def __init__(self, shard: ShardState, connections: set[DataProtocol]) -> None:
+        self._shard = shard
+        self._connections = connections
+        self._loop = asyncio.get_running_loop()
+        self._parser = httptools.HttpRequestParser(self)
+        self._transport: asyncio.Transport | None = None
+        self._request = _Request()
+        self._head_bytes = 0
+        self._buffered_bytes = 0
+        self._in_head = False
+        self._waiting: collections.deque[_Request] = collections.deque()
+        self._busy = False  # an answer is being prepared or delivered
+        self._timer: asyncio.TimerHandle | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._reading = True
+        self._can_write = asyncio.Event()
+        self._can_write.set()
+        self.lost: asyncio.Future[None] = self._loop.create_future()
+        self.last_active = self._loop.time()
+
+    @property
+    def transport(self) -> asyncio.Transport:
+        assert self._transport is not None
+        return self._transport
+
+    @property
+    def idle(self) -> bool:
+        return not self._busy and not self._in_head and not self._waiting
+
+    # asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)
+        self._connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._connections.discard(self)
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._task is not None:
+            self._task.cancel()
+        if not self.lost.done():
+            self.lost.set_result(None)
+        self._can_write.set()
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._refuse_and_close(400, "protocol upgrades are not served")
+            return
+        except httptools.HttpParserError as exc:
+            # httptools wraps what a callback raised (_count's refusal) in its own error.
+            if self._head_bytes > MAX_HEAD_BYTES:
+                self._refuse_and_close(431, _HEAD_TOO_LARGE)
+            else:
+                self._refuse_and_close(400, f"not a valid HTTP/1.1 request: {exc}")
+            return
+        if self._in_head:
+            self._buffered_bytes += len(data)
+            if self._buffered_bytes > _BUFFERED_HEAD_LIMIT:
+                self._refuse_and_close(431, _HEAD_TOO_LARGE)
+
+    def pause_writing(self) -> None:
+        self._can_write.clear()
+
+    def resume_writing(self) -> None:
+        self._can_write.set()
+        self._next()
+
+    # httptools callbacks
+
+    def on_message_begin(self) -> None:
+        self._request = _Request()
+        self._head_bytes = self._buffered_bytes = 0
+        self._in_head = True
+
+    def on_url(self, url: bytes) -> None:
+        self._count(len(url))
+        self._request.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count(len(name) + len(value) + 4)
+        name = name.lower()
+        if name == b"authorization":
+            self._request.authorization = value.decode("latin-1")
+        elif name == _FAULT_HEADER:
+            self._request.fault_header = value.decode("latin-1")
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        request = self._request
+        request.method = self._parser.get_method()
+        request.keep_alive = self._parser.should_keep_alive()
+
+    def on_message_complete(self) -> None:
+        request = self._request
+        # perf_counter, not the loop's clock: uvloop's is cached and counts whole ms.
+        request.received_at = time.perf_counter()
+        self.last_active = self._loop.time()
+        self._waiting.append(request)
+        if len(self._waiting) > _MAX_PIPELINED and self._reading:
+            self._reading = False
+            self.transport.pause_reading()
+        self._next()
+
+    def _count(self, size: int) -> None:
+        self._head_bytes += size
+        if self._head_bytes > MAX_HEAD_BYTES:
+            raise _HeadTooLarge
+
+    # Answering, one request at a time
+
+    def _next(self) -> None:
+        if self._busy or not self._waiting or not self._can_write.is_set():
+            return
+        if self._transport is None or self._transport.is_closing():
+            return
+        if not self._reading and len(self._waiting) <= _MAX_PIPELINED // 2:
+            self._reading = True
+            self.transport.resume_reading()
+        request = self._waiting.popleft()
+        self._busy = True
+        path = request.url.partition(b"?")[0]
+        if path == b"/data" and request.method == b"GET":
+            self._data(request)
+        elif path == b"/healthz" and request.method == b"GET":
+            state = self._shard
+            body = orjson.dumps({"status": "ok", "shard": state.shard_id, "pid": state.pid})
+            self._write(request, 200, _JSON, body, [])
+        elif path in (b"/data", b"/healthz"):
+            method = request.method.decode("latin-1")
+            self._write_problem(request, 405, f"{method} is not served here; use GET", _ALLOW_GET)
+        else:
+            where = path.decode("latin-1")
+            hint = _ADMIN_HINT if path.startswith((b"/admin", b"/metrics")) else ""
+            self._write_problem(request, 404, f"no route {where!r} on a shard's data port{hint}")
+
+    def _data(self, request: _Request) -> None:
+        try:
+            prepared = prepare(self._shard, request.fault_header, request.authorization)
+        except Refused as exc:
+            body = problem_body(exc.status, exc.detail, exc.errors)
+            self._write(request, exc.status, _PROBLEM, body, [])
+            return
+        self._when_due(request, prepared)
+
+    def _when_due(self, request: _Request, prepared: Prepared) -> None:
+        """Write the answer once its delay has passed since the request was read: never
+        before (the loop's timers count whole milliseconds, so a timer is rounded up and
+        re-armed if it fires early), at most about a millisecond after."""
+        self._timer = None
+        remaining_s = prepared.delay_s - (time.perf_counter() - request.received_at)
+        if remaining_s > 0:
+            self._timer = self._loop.call_later(
+                _timer_s(remaining_s), self._when_due, request, prepared
+            )
+            return
+        answer = prepared.answer
+        if answer.delivery is not None:
+            self._task = self._loop.create_task(self._deliver(request, prepared))
+            return
+        content_type = answer.content_type.encode()
+        self._write(
+            request, answer.status, content_type, answer.body, answer.headers, prepared.timing
+        )
+
+    async def _deliver(self, request: _Request, prepared: Prepared) -> None:
+        wire = ProtocolWire(self, request, prepared.timing)
+        try:
+            await prepared.answer.deliver(wire)
+        except (ConnectionError, asyncio.CancelledError):
+            self.transport.abort()
+            return
+        except Exception:
+            _log.exception("a fault failed to deliver its answer")
+            self.transport.abort()
+            return
+        self._task = None
+        if not wire.complete:
+            if not self.transport.is_closing():
+                self.transport.close()
+            return
+        self._shard.metrics.served.observe(time.perf_counter() - request.received_at)
+        self._done(request)
+
+    def _write(
+        self,
+        request: _Request,
+        status: int,
+        content_type: bytes,
+        body: bytes,
+        headers: Headers,
+        timing: list[str] | None = None,
+    ) -> None:
+        if self.transport.is_closing():
+            return
+        head = self.head(request, status, content_type, len(body), headers, timing)
+        self.transport.write(head + body)
+        if timing is not None:
+            self._shard.metrics.served.observe(time.perf_counter() - request.received_at)
+        self._done(request)
+
+    def _write_problem(
+        self, request: _Request, status: int, detail: str, headers: Headers = ()
+    ) -> None:
+        body = problem_body(status, detail)
+        self._write(request, status, _PROBLEM, body, headers)
+
+    def _done(self, request: _Request) -> None:
+        self._busy = False
+        self.last_active = self._loop.time()
+        if not request.keep_alive:
+            self.transport.close()
+            return
+        self._next()
+
+    def head(
+        self,
+        request: _Request,
+        status: int,
+        content_type: bytes,
+        length: int,
+        headers: Headers,
+        timing: list[str] | None,
+    ) -> bytes:
+        """The status line and headers, with `Server-Timing` totalled at this moment."""
+        lines = [
+            b"HTTP/1.1 %d %s" % (status, _reason(status)),
+            b"date: " + _date.now(),
+            b"content-type: " + content_type,
+            b"content-length: %d" % length,
+        ]
+        if timing is not None:
+            total_ms = (time.perf_counter() - request.received_at) * 1000.0
+            lines.append(
+                ", ".join([*timing, f"total;dur={total_ms:.3f}"])
+                .encode()
+                .join((b"server-timing: ", b""))
+            )
+        lines.extend(name + b": " + value for name, value in headers)
+        if not request.keep_alive:
+            lines.append(b"connection: close")
+        return b"\r\n".join(lines) + b"\r\n\r\n"
+
+    def _refuse_and_close(self, status: int, detail: str) -> None:
+        if self.transport.is_closing():
+            return
+        if self._busy:  # an answer is on its way: not interleaved with this refusal
+            self.transport.close()
+            return
+        _log.warning("data port: %s", detail)
+        body = problem_body(status, detail)
+        request = _Request()
+        request.keep_alive = False
+        head = self.head(request, status, _PROBLEM, len(body), [], None)
+        self.transport.write(head + body)
+        self.transport.close()
+
+    async def drained(self) -> None:
+        await self._can_write.wait()
+
+
+class _HeadTooLarge(Exception):
+    pass
+
+
+def _timer_s(seconds: float) -> float:
+    return math.ceil(seconds * 1000.0) / 1000.0
+
+
+_REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
+
+
+def _reason(status: int) -> bytes:
+    return _REASONS.get(status, b"Unknown")
+
+
+class ProtocolWire:
+    """`Wire` over one request of a `DataProtocol` connection."""
+
+    def __init__(self, protocol: DataProtocol, request: _Request, timing: list[str]) -> None:
+        self._protocol = protocol
+        self._request = request
+        self._timing = timing
+        self.complete = False
+
+    async def start(self, answer: Answer) -> None:
+        protocol = self._protocol
+        head = protocol.head(
+            self._request,
+            answer.status,
+            answer.content_type.encode(),
+            len(answer.body),
+            answer.headers,
+            self._timing,
+        )
+        protocol.transport.write(head)
+        await protocol.drained()
+
+    async def body(self, chunk: bytes, more: bool) -> None:
+        transport = self._protocol.transport
+        if transport.is_closing():
+            raise ConnectionResetError("the client closed the connection")
+        if chunk:
+            transport.write(chunk)
+        if not more:
+            self.complete = True
+        await self._protocol.drained()
+
+    async def disconnected(self) -> None:
+        await self._protocol.lost
+
+    def write_raw(self, data: bytes) -> None:
+        self._protocol.transport.write(data)
+
+    def closing(self) -> bool:
+        return self._protocol.transport.is_closing()
+
+    async def close(self) -> None:
+        self._protocol.transport.close()
+        await asyncio.sleep(0)
+
+    async def reset(self) -> None:
+        transport = self._protocol.transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.abort()
+        await asyncio.sleep(0)

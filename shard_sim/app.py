@@ -1,8 +1,8 @@
 """The shard's admin app: runtime control (latency, faults), metrics and health, one
-Starlette app per shard; `by_port` serves several from one uvicorn (a packed process).
+Starlette app per shard; `ByPort` serves several from one uvicorn (a packed process).
 
-Plain Starlette rather than FastAPI (README, design notes: twenty of them run at once).
-The data port is not an ASGI app at all (shard_sim.data_protocol).
+Plain Starlette rather than FastAPI: a small fixed API, in every shard process, needs no
+generated documents. The data port is not an ASGI app at all (shard_sim.data_protocol).
 """
 
 from __future__ import annotations

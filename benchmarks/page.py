@@ -161,14 +161,9 @@ def _half_figures(half: dict[str, dict[str, Any]]) -> dict[str, str]:
 def _shard_figures(shard: dict[str, Any]) -> dict[str, str]:
     r = shard["results"]
     ours, bare = r["shard"]["us_per_answer"], r["bare-asgi"]["us_per_answer"]
-    rows = [
-        f"| {shard_cost.LABELS[name]} | {result['us_per_answer']:.1f} µs | "
-        f"{result['us_per_answer'] / bare:.2f}x | {result['answers_per_s']:,.0f} |"
-        for name, result in r.items()
-    ]
     figures = {
         "shard_command": shard["command"],
-        "shard_rows": "\n".join(rows),
+        "shard_table": shard_cost.table(r),
         "shard_us": f"{ours:.1f}",
         "bare_us": f"{bare:.1f}",
         "shard_vs_bare": f"{ours / bare:.2f}",

@@ -41,7 +41,7 @@ def main() -> int:
         print(f"shard: cannot listen: {exc}", file=sys.stderr)
         return 1
     config = uvicorn.Config(
-        next(iter(apps.values())) if len(apps) == 1 else ByPort(apps),
+        ByPort(apps),
         loop="uvloop",
         http=HeadLimitedProtocol,
         lifespan="off",

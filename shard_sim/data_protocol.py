@@ -33,15 +33,17 @@ import orjson
 from shard_sim.data import Prepared, Refused, prepare
 from shard_sim.state import ShardState
 from shardstack.common.faults import REQUEST_FAULT_HEADER, Answer
-from shardstack.common.http_protocol import MAX_HEAD_BYTES
+from shardstack.common.http_protocol import (
+    HEAD_TOO_LARGE,
+    MAX_BUFFERED_HEAD_BYTES,
+    MAX_HEAD_BYTES,
+)
 from shardstack.common.problem import PROBLEM_MEDIA_TYPE, problem_body
 from shardstack.common.topology import ADMIN_PORT_OFFSET
 
 _log = logging.getLogger("shard_sim.data")
 
 _FAULT_HEADER = REQUEST_FAULT_HEADER.lower().encode()
-_HEAD_TOO_LARGE = f"request line and headers are larger than {MAX_HEAD_BYTES} bytes"
-_BUFFERED_HEAD_LIMIT = 4 * MAX_HEAD_BYTES  # as shardstack.common.http_protocol
 # Requests read ahead of the one being answered before reading pauses (pipelining).
 _MAX_PIPELINED = 16
 _JSON = b"application/json"
@@ -140,14 +142,14 @@ class DataProtocol(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             # httptools wraps what a callback raised (_count's refusal) in its own error.
             if self._head_bytes > MAX_HEAD_BYTES:
-                self._refuse_and_close(431, _HEAD_TOO_LARGE)
+                self._refuse_and_close(431, HEAD_TOO_LARGE)
             else:
                 self._refuse_and_close(400, f"not a valid HTTP/1.1 request: {exc}")
             return
         if self._in_head:
             self._buffered_bytes += len(data)
-            if self._buffered_bytes > _BUFFERED_HEAD_LIMIT:
-                self._refuse_and_close(431, _HEAD_TOO_LARGE)
+            if self._buffered_bytes > MAX_BUFFERED_HEAD_BYTES:
+                self._refuse_and_close(431, HEAD_TOO_LARGE)
 
     def pause_writing(self) -> None:
         self._can_write.clear()
@@ -321,11 +323,8 @@ class DataProtocol(asyncio.Protocol):
         ]
         if timing is not None:
             total_ms = (time.perf_counter() - request.received_at) * 1000.0
-            lines.append(
-                ", ".join([*timing, f"total;dur={total_ms:.3f}"])
-                .encode()
-                .join((b"server-timing: ", b""))
-            )
+            entries = ", ".join([*timing, f"total;dur={total_ms:.3f}"])
+            lines.append(b"server-timing: " + entries.encode())
         lines.extend(name + b": " + value for name, value in headers)
         if not request.keep_alive:
             lines.append(b"connection: close")

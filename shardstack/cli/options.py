@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import click
 
 from gateway.settings import GatewaySettings
+from shard_sim.settings import ShardSettings
 from shardstack.common import topology
 from shardstack.common.latency import LatencyModel, parse_latency
 from shardstack.common.validation import InvalidInput
@@ -114,7 +115,7 @@ def stack_options(
             click.option(
                 "--shards-per-process",
                 type=click.IntRange(1, 1000),
-                default=1,
+                default=ShardSettings.model_fields["pack"].default,
                 show_default=True,
                 help="Shards one process serves, each with its own ports, state and faults: "
                 "fewer processes than shards on a machine with fewer cores (a kill -9 then "

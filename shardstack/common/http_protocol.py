@@ -15,7 +15,8 @@ from shardstack.common.problem import PROBLEM_MEDIA_TYPE, problem_body
 MAX_HEAD_BYTES = 16 * 1024
 # httptools buffers a header until it is whole before it is handed over; this bounds that
 # buffer, counted coarsely by what arrives while a head is incomplete.
-_MAX_BUFFERED_HEAD_BYTES = 4 * MAX_HEAD_BYTES
+MAX_BUFFERED_HEAD_BYTES = 4 * MAX_HEAD_BYTES
+HEAD_TOO_LARGE = f"request line and headers are larger than {MAX_HEAD_BYTES} bytes"
 
 
 class _HeadTooLarge(Exception):
@@ -50,7 +51,7 @@ class HeadLimitedProtocol(HttpToolsProtocol):
         if not self._in_head or self.transport.is_closing():
             return
         self._buffered_bytes += len(data)
-        if self._buffered_bytes > _MAX_BUFFERED_HEAD_BYTES:
+        if self._buffered_bytes > MAX_BUFFERED_HEAD_BYTES:
             self._refuse_head()
 
     def _count(self, size: int) -> None:
@@ -67,8 +68,7 @@ class HeadLimitedProtocol(HttpToolsProtocol):
 
     def _refuse_head(self) -> None:
         self.logger.warning("request head over %d bytes refused", MAX_HEAD_BYTES)
-        detail = f"request line and headers are larger than {MAX_HEAD_BYTES} bytes"
-        body = problem_body(431, detail)
+        body = problem_body(431, HEAD_TOO_LARGE)
         self.transport.write(
             b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
             b"content-type: " + PROBLEM_MEDIA_TYPE.encode() + b"\r\n"

@@ -52,7 +52,7 @@ class StackConfig:
     host: str = topology.HOST
     gateway_port: int = topology.GATEWAY_PORT
     shard_base_port: int = topology.SHARD_BASE_PORT
-    shards_per_process: int = 1
+    shards_per_process: int = ShardSettings.model_fields["pack"].default
     latency: LatencyModel | None = None
     shard_latency: Mapping[int, LatencyModel] = field(default_factory=dict)
     seed: int | None = None

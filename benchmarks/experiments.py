@@ -38,6 +38,16 @@ def bench(json_path: Path, *args: str) -> dict[str, Any]:
             "results": {result["name"]: result for result in results}}  # fmt: skip
 
 
+def calibrate(json_path: Path, *args: str) -> dict[str, Any]:
+    """`shardstack bench calibrate ARGS --json`; the table it prints and its report."""
+    command = [*SHARDSTACK, "bench", "calibrate", *args, "--json", str(json_path)]
+    print("$ shardstack bench calibrate " + " ".join(args), file=sys.stderr)
+    table = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout
+    print(table, file=sys.stderr)
+    return {"command": "shardstack bench calibrate " + " ".join(args), "table": table.rstrip(),
+            "report": orjson.loads(json_path.read_bytes())}  # fmt: skip
+
+
 @contextlib.contextmanager
 def _stack(*args: str, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
     """`shardstack up ARGS` until the block ends, stopped as Ctrl-C would."""

@@ -37,12 +37,50 @@ def plot(compare: dict[str, Any], tail: dict[str, Any], path: Path) -> None:
     figure.savefig(path, dpi=110)
 
 
+# Layers as `bench calibrate` names them in its JSON, and how the plot labels them.
+_CALL_CURVES = {
+    "requested": "requested (the model)",
+    "injected": "injected at the shard",
+    "served": "served by the shard",
+    "observed": "observed by the gateway",
+}
+_AGGREGATE_CURVES = {
+    "predicted": "slowest of 20 (the model)",
+    "gateway": "gateway's own time",
+    "client": "observed by the client",
+}
+
+
+def plot_calibration(report: dict[str, Any], path: Path) -> None:
+    """Per call and per aggregate, the fraction slower than x (log-log, so the tail shows)."""
+    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for axes, curves, title in (
+        (left, _CALL_CURVES, "One shard call"),
+        (right, _AGGREGATE_CURVES, "The aggregate of 20"),
+    ):
+        for name, label in curves.items():
+            points = [(ms, 1 - below) for ms, below in report["cdf_ms"][name] if below < 1]
+            style = "--" if name in ("requested", "predicted") else "-"
+            axes.plot([p[0] for p in points], [p[1] for p in points], style, label=label)
+        axes.set_xscale("log")
+        axes.set_yscale("log")
+        axes.set_ylim(1e-3, 1)
+        axes.set_xlabel("latency (ms, log scale)")
+        axes.set_ylabel("fraction slower (log scale)")
+        axes.set_title(f"{title}: {', '.join(report['models'])}")
+        axes.grid(True, which="both", alpha=0.3)
+        axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
 def page(
     shard: dict[str, Any],
     compare: dict[str, Any],
     tails: list[dict[str, Any]],
     generator: dict[str, Any],
     half: dict[str, dict[str, Any]],
+    calibration: dict[str, Any],
     memory: dict[str, Any],
     overload: dict[str, Any],
     connections: dict[str, Any],
@@ -91,6 +129,7 @@ def page(
         half_p99=f"{p['99.0']:.1f}",
         half_verdict=_verdict(p["50.0"] <= 12 and p["99.0"] <= 20),
         **_shard_figures(shard),
+        **_calibration_figures(calibration),
         tail_command=tail["command"],
         tail_table=tail["table"],
         tail_ratio=f"{tail_ratio:.1f}",
@@ -155,6 +194,35 @@ def _half_figures(half: dict[str, dict[str, Any]]) -> dict[str, str]:
         "half_floor_cpu": f"{one['floor']['cpu_ms_per_answer']:.1f}",
         "half_shards_cpu_1": f"{one['gateway-aiohttp']['shards_cpu_ms_per_answer']:.1f}",
         "half_shards_cpu_20": f"{packed['gateway-aiohttp']['shards_cpu_ms_per_answer']:.1f}",
+    }
+
+
+def _calibration_figures(calibration: dict[str, Any]) -> dict[str, str]:
+    report = calibration["report"]
+    rows = {row["layer"]: row["percentiles_ms"] for row in report["rows"]}
+    requested, injected = rows["requested (the model)"], rows["injected at the shard"]
+    served, observed = rows["served by the shard"], rows["observed by the gateway"]
+    predicted, client = rows["slowest of N (the model)"], rows["observed by the client"]
+    gateway = rows["gateway's own time"]
+    load = report["load"]
+    return {
+        "calibration_command": calibration["command"],
+        "calibration_table": calibration["table"],
+        "calibration_models": ", ".join(report["models"]),
+        "calibration_rate": f"{load['rate']:g}",
+        "calibration_aggregates": f"{load['answers']:,}",
+        "calibration_calls": f"{report['calls']:,}",
+        "calibration_not_ok": f"{report['calls_not_ok']:,}",
+        "injected_p99_share": f"{injected['99.0'] / requested['99.0']:.2f}",
+        "shard_adds_p50": f"{served['50.0'] - injected['50.0']:.2f}",
+        "platform_adds_p50": f"{observed['50.0'] - served['50.0']:.2f}",
+        "platform_adds_p99": f"{observed['99.0'] - served['99.0']:.1f}",
+        "predicted_p50": f"{predicted['50.0']:.1f}",
+        "predicted_p99": f"{predicted['99.0']:.1f}",
+        "gateway_p50": f"{gateway['50.0']:.1f}",
+        "client_p50": f"{client['50.0']:.1f}",
+        "client_p99": f"{client['99.0']:.1f}",
+        "client_over_model": f"{client['50.0'] / predicted['50.0']:.2f}",
     }
 
 

@@ -1,4 +1,4 @@
-"""Regenerate docs/benchmarks.md and docs/benchmarks.png: every figure from one run.
+"""Regenerate docs/benchmarks.md and its plots: every figure from one run.
 
     .venv/bin/python benchmarks/regenerate.py            # about 25 minutes on 2 cores
     .venv/bin/python benchmarks/regenerate.py --quick    # shorter runs, for a look
@@ -40,8 +40,9 @@ def main() -> None:
         _check_tools()
         results = measure(args.quick)
     page.plot(results["compare"], results["tails"][0], DOCS / "benchmarks.png")
+    page.plot_calibration(results["calibration"]["report"], DOCS / "calibration.png")
     (DOCS / "benchmarks.md").write_text(page.page(**results))
-    print(f"wrote {DOCS / 'benchmarks.md'} and {DOCS / 'benchmarks.png'}", file=sys.stderr)
+    print(f"wrote {DOCS / 'benchmarks.md'}, benchmarks.png and calibration.png", file=sys.stderr)
 
 
 def measure(quick: bool) -> dict[str, object]:
@@ -57,6 +58,7 @@ def measure(quick: bool) -> dict[str, object]:
              for index in range(3)]  # fmt: skip
     generator = experiments.generator_check(duration)
     half = {str(layout): experiments.half_saturation(duration, layout) for layout in (1, 20)}
+    calibration = experiments.calibrate(work / "calibrate.json", "-d", "20s" if quick else "60s")
     memory = experiments.stack_memory(duration)
     overload = bench(work / "overload.json", "overload", "--workers", "2", "-c", "24",
                      "-d", "15s" if not quick else "5s")  # fmt: skip
@@ -64,7 +66,8 @@ def measure(quick: bool) -> dict[str, object]:
 
     results: dict[str, object] = {
         "shard": shard, "compare": compare, "tails": tails, "generator": generator,
-        "half": half, "memory": memory, "overload": overload, "connections": connections,
+        "half": half, "calibration": calibration, "memory": memory, "overload": overload,
+        "connections": connections,
         "took_s": time.monotonic() - started, "quick": quick,
     }  # fmt: skip
     saved = work / "results.json"

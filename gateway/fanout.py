@@ -16,7 +16,7 @@ from gateway.overload import Overloaded, ShedReason
 from gateway.permits import Permits
 from gateway.results import ShardOutcome, ShardResult
 from gateway.retries import RETRYABLE_STATUSES, Retries
-from gateway.server_timing import served_ms
+from gateway.server_timing import shard_timing
 from gateway.shards import Shard
 from gateway.upstream import (
     CallTiming,
@@ -171,8 +171,9 @@ class FanOut:
     def _served(
         self, result: ShardResult, response: UpstreamResponse, timing: CallTiming
     ) -> ShardResult:
-        """The shard's served time on `result`, and what the call took beyond it."""
-        result.served_ms = served_ms(response.server_timing)
+        """The shard's served and injected times on `result`, and what the call took
+        beyond what it served."""
+        result.served_ms, result.injected_ms = shard_timing(response.server_timing)
         if result.served_ms is None:
             self._metrics.server_timing_unknown.inc()
         elif not timing.hedged:  # a hedge's answer started later than the call

@@ -40,6 +40,10 @@ loglevel = _settings.log_level
 errorlog = "-"
 accesslog = None
 proc_name = "shardstack-gateway"
+# gunicorn's control socket is one path per user ($HOME/.gunicorn/gunicorn.ctl), so every
+# gateway on a machine would take it from the last; and its thread in the master is
+# stopped and restarted around every worker fork. The launcher supervises the gateway.
+control_socket_disable = True
 
 
 # Metrics across workers (gateway/multiprocess.py): a fresh directory before any worker

@@ -34,6 +34,8 @@ class ShardResult:
     headers_ms: float | None = None
     # The shard's own time for the answer (its Server-Timing total), when it said.
     served_ms: float | None = None
+    # The delay the shard says it injected (its Server-Timing delay), when it said.
+    injected_ms: float | None = None
     records: int | None = None
     detail: str | None = None
     data: Any = None
@@ -51,6 +53,8 @@ class ShardResult:
             entry["headers_ms"] = round(self.headers_ms, 3)
         if self.served_ms is not None:
             entry["served_ms"] = round(self.served_ms, 3)
+        if self.injected_ms is not None:
+            entry["injected_ms"] = round(self.injected_ms, 3)
         if self.records is not None:
             entry["records"] = self.records
         if self.detail is not None:

@@ -52,8 +52,15 @@ Tick = Callable[[float, Recording, bool], None]
 whether the recording is over (a last call with True)."""
 
 
+Inspect = Callable[[bytes], None]
+"""Given the body of each 200 answer in the recorded part, as it arrives."""
+
+
 async def run_load(
-    plan: LoadPlan, tick: Tick | None = None, measuring: Callable[[], None] | None = None
+    plan: LoadPlan,
+    tick: Tick | None = None,
+    measuring: Callable[[], None] | None = None,
+    inspect: Inspect | None = None,
 ) -> Recording:
     """Warm up for `warmup_s` (not recorded), then record `duration_s` of load;
     `measuring` is called as the recorded part begins."""
@@ -64,11 +71,11 @@ async def run_load(
     ) as session:
         warmup = Recording()
         if plan.warmup_s > 0:
-            await _phase(session, plan, plan.warmup_s, warmup, None)
+            await _phase(session, plan, plan.warmup_s, warmup, None, None)
         recording = Recording(warmup_sent=warmup.sent)
         if measuring is not None:
             measuring()
-        await _phase(session, plan, plan.duration_s, recording, tick)
+        await _phase(session, plan, plan.duration_s, recording, tick, inspect)
         return recording
 
 
@@ -78,16 +85,17 @@ async def _phase(
     duration_s: float,
     recording: Recording,
     tick: Tick | None,
+    inspect: Inspect | None,
 ) -> None:
     started = time.perf_counter()
     stop_at = started + duration_s
     if plan.rate is None:
         senders = [
-            asyncio.create_task(_closed_sender(session, plan.url, stop_at, recording))
+            asyncio.create_task(_closed_sender(session, plan.url, stop_at, recording, inspect))
             for _ in range(plan.connections)
         ]
     else:
-        senders = [asyncio.create_task(_open_sender(session, plan, stop_at, recording))]
+        senders = [asyncio.create_task(_open_sender(session, plan, stop_at, recording, inspect))]
     ticker = None if tick is None else asyncio.create_task(_ticks(started, recording, tick))
     try:
         await asyncio.gather(*senders)
@@ -105,14 +113,22 @@ async def _ticks(started: float, recording: Recording, tick: Tick) -> None:
 
 
 async def _closed_sender(
-    session: aiohttp.ClientSession, url: str, stop_at: float, recording: Recording
+    session: aiohttp.ClientSession,
+    url: str,
+    stop_at: float,
+    recording: Recording,
+    inspect: Inspect | None,
 ) -> None:
     while time.perf_counter() < stop_at:
-        await _request(session, url, time.perf_counter(), recording)
+        await _request(session, url, time.perf_counter(), recording, inspect)
 
 
 async def _open_sender(
-    session: aiohttp.ClientSession, plan: LoadPlan, stop_at: float, recording: Recording
+    session: aiohttp.ClientSession,
+    plan: LoadPlan,
+    stop_at: float,
+    recording: Recording,
+    inspect: Inspect | None,
 ) -> None:
     """Start request i at start + i/rate whatever the answers do; each is its own task."""
     assert plan.rate is not None
@@ -127,7 +143,7 @@ async def _open_sender(
         # each timed from when it was due.
         now = time.perf_counter()
         while due <= now and due < stop_at:
-            task = asyncio.create_task(_request(session, plan.url, due, recording))
+            task = asyncio.create_task(_request(session, plan.url, due, recording, inspect))
             in_flight.add(task)
             task.add_done_callback(in_flight.discard)
             due += interval
@@ -136,7 +152,11 @@ async def _open_sender(
 
 
 async def _request(
-    session: aiohttp.ClientSession, url: str, due: float, recording: Recording
+    session: aiohttp.ClientSession,
+    url: str,
+    due: float,
+    recording: Recording,
+    inspect: Inspect | None,
 ) -> None:
     try:
         async with session.get(url) as response:
@@ -156,3 +176,5 @@ async def _request(
         return
     partial = status == 200 and _PARTIAL in body[:_HEAD]
     recording.answered(status, time.perf_counter() - due, partial)
+    if inspect is not None and status == 200:
+        inspect(body)

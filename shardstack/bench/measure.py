@@ -6,9 +6,9 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from shardstack.bench.load import LoadPlan, Tick, run_load
+from shardstack.bench.load import Inspect, LoadPlan, Tick, run_load
 from shardstack.bench.processes import ProcessTree
-from shardstack.bench.recording import Recording
+from shardstack.bench.recording import Recording, cdf_ms
 from shardstack.common.tasks import cancel_and_wait
 
 
@@ -60,7 +60,7 @@ class Measurement:
             "peak_rss_bytes": self.peak_rss,
             "shards_cpu_ms_per_answer": self.shards_cpu_ms_per_answer(),
             "shard_calls_per_request": self.shard_calls_per_request(),
-            "latency_cdf_ms": _cdf(recording),
+            "latency_cdf_ms": cdf_ms(recording.latency),
         }
 
 
@@ -70,11 +70,13 @@ async def measure(
     server: ProcessTree | None,
     tick: Tick | None = None,
     shards: ProcessTree | None = None,
+    inspect: Inspect | None = None,
 ) -> Measurement:
     """Run `plan`; with `server`, read its CPU over the recorded part and watch its RSS;
-    with `shards`, read theirs too (they share the machine's cores with the server)."""
+    with `shards`, read theirs too (they share the machine's cores with the server);
+    `inspect` is given the body of each 200 answer recorded."""
     if server is None:
-        return Measurement(name, plan, await run_load(plan, tick))
+        return Measurement(name, plan, await run_load(plan, tick, inspect=inspect))
     watcher = asyncio.create_task(server.watch_rss())
     cpu_before = shards_before = 0.0
 
@@ -84,7 +86,7 @@ async def measure(
         shards_before = 0.0 if shards is None else shards.cpu_seconds()
 
     try:
-        recording = await run_load(plan, tick, measuring)
+        recording = await run_load(plan, tick, measuring, inspect)
         cpu_s = server.cpu_seconds() - cpu_before
         shards_cpu_s = None if shards is None else shards.cpu_seconds() - shards_before
     finally:
@@ -95,15 +97,3 @@ async def measure(
 def _by_percentile(values: dict[float, float]) -> dict[str, float]:
     """Keyed for JSON; a percentile of no answers (NaN) is written as null."""
     return {str(p): v for p, v in values.items()}
-
-
-def _cdf(recording: Recording) -> list[tuple[float, float]]:
-    """(latency ms, fraction at or below) at every recorded value, for plots."""
-    histogram = recording.latency
-    total = histogram.get_total_count()
-    if total == 0:
-        return []
-    return [
-        (item.value_iterated_to / 1000.0, item.total_count_to_this_value / total)
-        for item in histogram.get_recorded_iterator()
-    ]

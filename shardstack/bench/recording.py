@@ -31,12 +31,12 @@ class Recording:
     warmup_sent: int = 0  # requests sent before recording began
 
     def answered(self, status: int, seconds: float, partial: bool) -> None:
-        micros = _micros(seconds)
-        self.latency.record_value(micros)
+        value = micros(seconds)
+        self.latency.record_value(value)
         if 200 <= status < 300:
-            self.ok_latency.record_value(micros)
+            self.ok_latency.record_value(value)
         elif status == 503:
-            self.shed_latency.record_value(micros)
+            self.shed_latency.record_value(value)
         self.statuses[status] += 1
         self.partial += partial
 
@@ -67,15 +67,31 @@ class Recording:
 
     def percentiles_ms(self, histogram: HdrHistogram | None = None) -> dict[float, float]:
         """Of every answer, or of those in `histogram` (`ok_latency`, `shed_latency`)."""
-        histogram = histogram or self.latency
-        if histogram.get_total_count() == 0:
-            return {p: float("nan") for p in PERCENTILES}
-        return {p: histogram.get_value_at_percentile(p) / 1000.0 for p in PERCENTILES}
+        return percentiles_ms(histogram or self.latency)
 
     def throughput(self) -> float:
         """Complete 2xx answers per second."""
         return (self.ok - self.partial) / self.elapsed_s if self.elapsed_s else 0.0
 
 
-def _micros(seconds: float) -> int:
+def percentiles_ms(histogram: HdrHistogram) -> dict[float, float]:
+    """`PERCENTILES` of `histogram` in milliseconds; NaN when it is empty."""
+    if histogram.get_total_count() == 0:
+        return {p: float("nan") for p in PERCENTILES}
+    return {p: histogram.get_value_at_percentile(p) / 1000.0 for p in PERCENTILES}
+
+
+def cdf_ms(histogram: HdrHistogram) -> list[tuple[float, float]]:
+    """(latency ms, fraction at or below) at every recorded value, for plots."""
+    total = histogram.get_total_count()
+    if total == 0:
+        return []
+    return [
+        (item.value_iterated_to / 1000.0, item.total_count_to_this_value / total)
+        for item in histogram.get_recorded_iterator()
+    ]
+
+
+def micros(seconds: float) -> int:
+    """`seconds` as the histograms' unit, clamped to what they hold."""
     return min(max(_LOWEST_US, round(seconds * 1_000_000)), _HIGHEST_US)

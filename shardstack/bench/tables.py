@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from shardstack.bench.calibrate import Calibration
 from shardstack.bench.measure import Measurement
 from shardstack.bench.overload import OverloadRun
 from shardstack.bench.recording import PERCENTILES
@@ -86,6 +87,33 @@ def overload_table(runs: Sequence[OverloadRun], markdown: bool = False) -> str:
     return _markdown(header, rows) if markdown else _aligned(header, rows)
 
 
+def calibration_table(calibration: Calibration, markdown: bool = False) -> str:
+    """Per call and per aggregate, the model's percentiles, then each layer's, with its
+    p50 and p99 as multiples of the model's."""
+    header = ["", "layer", *(f"p{p:g} ms" for p in PERCENTILES), "p50 x", "p99 x", "count"]
+    rows = []
+    model: dict[float, float] = {}
+    for part, layer, values, count in calibration.rows():
+        if not count:  # the model's own row heads its part
+            model = values
+        rows.append(
+            [
+                part,
+                layer,
+                *(_ms(values[p]) for p in PERCENTILES),
+                *(_times(values[p], model[p]) if count else "" for p in (50.0, 99.0)),
+                f"{count:,}" if count else "",
+            ]
+        )
+    return _markdown(header, rows) if markdown else _aligned(header, rows, left=2)
+
+
+def _times(value: float, model: float) -> str:
+    if math.isnan(value) or math.isnan(model) or model <= 0:
+        return "-"
+    return f"{value / model:.2f}"
+
+
 def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
@@ -110,12 +138,13 @@ def _ratio(m: Measurement, base: Measurement) -> str:
     return f"{m.recording.throughput() / base_rate:.2f}"
 
 
-def _aligned(header: list[str], rows: list[list[str]]) -> str:
+def _aligned(header: list[str], rows: list[list[str]], left: int = 1) -> str:
+    """Columns padded to width: the first `left` to the left, the figures to the right."""
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     lines = []
     for row in [header, *rows]:
         cells = [
-            cell.ljust(width) if i == 0 else cell.rjust(width)
+            cell.ljust(width) if i < left else cell.rjust(width)
             for i, (cell, width) in enumerate(zip(row, widths, strict=True))
         ]
         lines.append("  ".join(cells).rstrip())

@@ -16,6 +16,7 @@ import orjson
 import uvloop
 
 from shardstack.bench import tables
+from shardstack.bench.calibrate import calibrate as calibrate_stack
 from shardstack.bench.compare import compare as compare_variants
 from shardstack.bench.load import LoadPlan
 from shardstack.bench.measure import Measurement, measure
@@ -46,6 +47,9 @@ TAIL_RATE = 40.0
 # Shards slow enough that the shard-call permits, not the CPU, set the saturation point,
 # as with real backends: 2 workers x 100 permits / 20 calls / 0.2 s = 50 aggregates/s.
 OVERLOAD_LATENCY = "fixed:200"
+# A model with a tail, at a rate far from saturation: what the platform adds, not queueing.
+CALIBRATE_LATENCY = "lognormal:5,40"
+CALIBRATE_RATE = 50.0
 # Where the former flags went, for a user who types them.
 _MOVED = {"--compare": "compare", "--tail": "tail", "--overload": "overload"}
 
@@ -69,6 +73,7 @@ def bench() -> None:
     shardstack bench compare                  # gateway (aiohttp, httpx) vs seed vs floor
     shardstack bench tail                     # p99 without and with hedging
     shardstack bench overload --workers 2     # goodput at 2x and 10x the peak, vs seed
+    shardstack bench calibrate                # what the shards were asked vs what was done
     """
 
 
@@ -215,6 +220,42 @@ def overload(**options: Any) -> None:
     )  # fmt: skip
     click.echo(tables.overload_table(runs))
     _finish([m for run in runs for m in (run.peak, *run.overloaded)], options["json_path"])
+
+
+@bench.command(
+    help="Start shards and the gateway, load them open loop (default "
+    f"{CALIBRATE_RATE:g}/s) and print, per call and per aggregate, the latency model's "
+    "percentiles next to what each layer achieved: injected and served by the shards, "
+    "observed by the gateway, and the aggregate against the model's slowest of N."
+)
+@stack_options()
+@click.option(
+    "--latency",
+    type=LatencyType(),
+    default=CALIBRATE_LATENCY,
+    show_default=True,
+    help=f"Every shard's latency model: {LATENCY_MODELS}",
+)
+@_load_options()
+def calibrate(**options: Any) -> None:
+    options["rate"] = options["rate"] or CALIBRATE_RATE
+    stack, log_dir = _lab_stack(options)
+    load = _load_plan(stack.gateway_url + AGGREGATE_PATH, options)
+    report = uvloop.run(
+        calibrate_stack(stack, load, log_dir, _echo, Progress("calibrate", load.duration_s))
+    )
+    click.echo(tables.calibration_table(report))
+    layers = report.layers
+    click.echo(
+        f"{layers.calls:,} shard calls, {layers.calls_not_ok:,} not ok"
+        + (f", {layers.unknown:,} without Server-Timing" if layers.unknown else "")
+        + f"; load: {tables.errors(report.measurement)} errors",
+    )
+    json_path = options["json_path"]
+    if json_path is not None:
+        json_path.write_bytes(orjson.dumps(report.as_dict(), option=orjson.OPT_INDENT_2))
+    if not report.measurement.recording.ok:
+        raise click.ClickException(f"no answers: {tables.errors(report.measurement)}")
 
 
 def _compared(options: dict[str, Any]) -> None:

@@ -11,6 +11,7 @@ model's fields in order or by name: `lognormal:5,80` or `lognormal:p50_ms=5,p99_
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 from collections.abc import Mapping
@@ -128,11 +129,12 @@ class LognormalLatency(_Model):
 
     _ordered = not_below("p99_ms", "p50_ms")
 
-    @property
+    # Worked out once per model: each draw is on the data path.
+    @functools.cached_property
     def _mu(self) -> float:
         return math.log(self.p50_ms)
 
-    @property
+    @functools.cached_property
     def _sigma(self) -> float:
         return (math.log(self.p99_ms) - self._mu) / _STANDARD_NORMAL.inv_cdf(0.99)
 

@@ -215,7 +215,7 @@ def _stop_under_load(stack: Compose, gateway: str) -> None:
         for _, answered, outcome in load.records
         if outcome != "200"
     ]
-    assert cut == [], f"(outcome, seconds after the stop): {cut}"
+    assert cut == [], f"(outcome, seconds after the stop): {cut}; {load.refusals}"
     answered_after = sum(answered > stopped_at for _, answered, _ in load.records)
     assert answered_after >= in_flight - 1  # the one scrape may have raced an answer
     [container] = stack.run("ps", "-q", "gateway").stdout.split()

@@ -78,6 +78,8 @@ class HeldLoad:
     outcomes: Counter[str] = field(default_factory=Counter)
     # (sent, answered, outcome) per request, on time.monotonic()
     records: list[tuple[float, float, str]] = field(default_factory=list)
+    # the first few answers that were not 200, as sent, for a failing test to show
+    refusals: list[str] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _workers: list[threading.Thread] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -125,10 +127,15 @@ class HeldLoad:
                         return
                     self._sent += 1
                 sent = time.monotonic()
+                body = ""
                 try:
-                    outcome = str(client.get(self.url).status_code)
+                    answer = client.get(self.url)
+                    outcome = str(answer.status_code)
+                    body = "" if answer.status_code == 200 else answer.text
                 except httpx.HTTPError as exc:
                     outcome = type(exc).__name__
                 with self._lock:
+                    if body and len(self.refusals) < 5:
+                        self.refusals.append(f"{outcome}: {body[:2000]}")
                     self.outcomes[outcome] += 1
                     self.records.append((sent, time.monotonic(), outcome))

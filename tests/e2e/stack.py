@@ -57,6 +57,17 @@ class RunningStack:
     def stderr(self) -> str:
         return self.stderr_path.read_text()
 
+    def diagnosis(self, lines: int = 15) -> str:
+        """For a failing test's message: is `up` running, and the ends of its output and
+        of the gateway's log."""
+        state = "running" if self.process.poll() is None else f"exited {self.process.returncode}"
+        gateway_log = self.stderr_path.parent / "logs" / "gateway.log"
+        tail = gateway_log.read_text().splitlines()[-lines:] if gateway_log.exists() else []
+        return "\n".join(
+            [f"shardstack up {state}; its stderr ends:", *self.stderr().splitlines()[-lines:],
+             "gateway.log ends:", *tail]
+        )  # fmt: skip
+
     def stop(self, sig: signal.Signals = signal.SIGINT, timeout_s: float = 60) -> int:
         if self.process.poll() is None:
             self.process.send_signal(sig)

@@ -129,6 +129,9 @@ def test_failures_are_reported_by_kind_and_no_answer_at_all_fails_the_command(
         (["overload", "http://127.0.0.1:1"], "unexpected extra argument"),
         (["compare", "http://127.0.0.1:1"], "unexpected extra argument"),
         (["compare", "--variants", "gateway,grpc,nginx"], "--variants: unknown grpc, nginx"),
+        (["calibrate", "--rate", "0"], "--rate"),
+        (["calibrate", "--latency", "lognormal:40,5"], "p99_ms"),
+        (["calibrate", "--variants", "seed"], "No such option '--variants'"),
         # The former mode flags say where they went.
         (["--overload"], "bench --overload is now `shardstack bench overload`"),
         (["http://127.0.0.1:1", "--compare"], "bench --compare is now `shardstack bench compare`"),
@@ -168,6 +171,47 @@ def test_compare_runs_each_variant_on_the_same_shards_and_gives_ratios(tmp_path:
     floor_row = next(row for row in rows if row.startswith("floor"))
     assert floor_row.split()[-1] == "1.00"
     # Everything it started is gone.
+    assert not any(listening(p) for p in (port, base, base + shards - 1))
+
+
+def test_calibrate_puts_each_layer_next_to_the_model(tmp_path: Path) -> None:
+    shards = 3
+    base, port = _ports(shards)
+    out = tmp_path / "calibrate.json"
+    run = _bench(
+        "calibrate", "--shards", str(shards), "--port", str(port), "--shard-base-port",
+        str(base), "--latency", "fixed:20", "--rate", "20", "-d", "2s", "--warmup", "500ms",
+        "--json", str(out),
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    report = orjson.loads(out.read_bytes())
+    rows = {row["layer"]: row for row in report["rows"]}
+    p50 = {layer: row["percentiles_ms"]["50.0"] for layer, row in rows.items()}
+    answers = report["load"]["answers"]
+    assert answers >= 30
+    assert report["calls"] == shards * answers
+    not_ok = report["calls_not_ok"], report["calls_unknown"], report["answers_unreadable"]
+    assert not_ok == (0, 0, 0)
+    # The model's figures, and the shards' account of what they injected: exactly it
+    # (to the histograms' three digits).
+    assert p50["requested (the model)"] == 20.0
+    assert p50["slowest of N (the model)"] == pytest.approx(20.0, abs=0.05)
+    assert all(
+        value == pytest.approx(20.0, abs=0.05)
+        for value in rows["injected at the shard"]["percentiles_ms"].values()
+    )
+    # Each layer adds to the one before it (bounds for a loaded 2-core machine).
+    layers = ["injected at the shard", "served by the shard", "observed by the gateway"]
+    assert p50[layers[0]] <= p50[layers[1]] <= p50[layers[2]] < 20.0 + 50
+    assert 20.0 <= p50["gateway's own time"] <= p50["observed by the client"] < 20.0 + 100
+    assert rows["observed by the client"]["count"] == answers
+    assert {"requested", "injected", "served", "observed", "predicted", "client"} <= set(
+        report["cdf_ms"]
+    )
+    table = run.stdout.splitlines()
+    assert table[0].split()[:3] == ["layer", "p50", "ms"]
+    assert any(line.startswith("aggregate  observed by the client") for line in table)
+    assert f"{shards * answers:,} shard calls, 0 not ok" in run.stdout
     assert not any(listening(p) for p in (port, base, base + shards - 1))
 
 

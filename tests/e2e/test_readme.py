@@ -124,5 +124,5 @@ def test_the_readme_sessions_print_what_the_readme_shows(start: StartStack) -> N
             ["bash", "-c", _localised(example.command, stack)],
             env=env, cwd=README.parent, capture_output=True, text=True, timeout=60,
         )  # fmt: skip
-        assert run.returncode == 0, f"{example.command}: {run.stderr}"
+        assert run.returncode == 0, f"{example.command}: {run.stderr}\n{stack.diagnosis()}"
         assert_same_shape(example.output, run.stdout)

@@ -1,5 +1,6 @@
-"""The shard's served time as the gateway reads it: the header parsed (or unknown, never
-an error), `served_ms` on each shard's entry, and the platform's overhead as a metric."""
+"""The shard's served and injected times as the gateway reads them: the header parsed (or
+unknown, never an error), `served_ms` and `injected_ms` on each shard's entry, and the
+platform's overhead as a metric."""
 
 from __future__ import annotations
 
@@ -8,30 +9,30 @@ import threading
 
 import pytest
 
-from gateway.server_timing import served_ms
+from gateway.server_timing import ShardTiming, shard_timing
 from tests.support import HOST, GatewayFactory, StartShard
 
 
 @pytest.mark.parametrize(
-    ("header", "expected"),
+    ("header", "served", "injected"),
     [
-        ("delay;dur=10.000, total;dur=10.412", 10.412),
-        ('delay;dur=2, latency;desc="slow-disk";dur=1, total;dur=3.5', 3.5),
-        ('total;desc="x";dur=0', 0.0),
-        (None, None),
-        ("", None),
-        ("delay;dur=10", None),  # no total
-        ("total;dur=soon", None),
-        ("total;dur=-1", None),
-        ("total;dur=nan", None),
-        ("total", None),
-        (";;,,", None),
+        ("delay;dur=10.000, total;dur=10.412", 10.412, 10.0),
+        ('delay;dur=2, latency;desc="slow-disk";dur=1, total;dur=3.5', 3.5, 2.0),
+        ('total;desc="x";dur=0', 0.0, None),
+        (None, None, None),
+        ("", None, None),
+        ("delay;dur=10", None, 10.0),  # no total
+        ("total;dur=soon, delay;dur=1e400", None, None),
+        ("total;dur=-1, delay", None, None),
+        ("total;dur=nan", None, None),
+        ("total", None, None),
+        (";;,,", None, None),
     ],
 )
-def test_the_total_is_read_and_anything_else_is_unknown(
-    header: str | None, expected: float | None
+def test_total_and_delay_are_read_and_anything_else_is_unknown(
+    header: str | None, served: float | None, injected: float | None
 ) -> None:
-    assert served_ms(header) == expected
+    assert shard_timing(header) == ShardTiming(served, injected)
 
 
 @pytest.mark.parametrize("client", ["httpx", "aiohttp"])
@@ -45,6 +46,7 @@ def test_each_entry_says_what_the_shard_served_and_the_overhead_is_exported(
         exposition = gateway.get("/metrics").text
     for entry in body["shards"]:
         delay_ms = 5 * (entry["shard"] + 1)
+        assert entry["injected_ms"] == delay_ms
         assert delay_ms <= entry["served_ms"] <= entry["latency_ms"]
     samples = dict(
         line.rsplit(" ", 1) for line in exposition.splitlines() if line and line[0] != "#"
@@ -88,5 +90,6 @@ def test_an_answer_without_server_timing_is_counted_as_unknown(
         server.server_close()
     assert body["status"] == "complete"
     assert "served_ms" not in body["shards"][0]
+    assert "injected_ms" not in body["shards"][0]
     assert "gateway_shard_server_timing_unknown_total 1.0" in exposition
     assert 'gateway_shard_overhead_seconds_count{shard="0"} 0.0' in exposition

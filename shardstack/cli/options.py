@@ -20,7 +20,7 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 
 LATENCY_MODELS = (
     "fixed:10, uniform:5,15, normal:10,3, exponential:10, lognormal:5,80 (p50,p99), "
-    "pareto:2,1.5 (scale,alpha)"
+    "pareto:2,1.5 (scale,alpha), percentiles:p50=5,p90=20,p99=80, empirical:FILE"
 )
 
 

@@ -11,21 +11,34 @@ model's fields in order or by name: `lognormal:5,80` or `lognormal:p50_ms=5,p99_
 
 from __future__ import annotations
 
+import bisect
 import functools
+import itertools
 import math
 import random
+import re
 from collections.abc import Mapping
+from pathlib import Path
 from statistics import NormalDist
 from typing import Annotated, Any, ClassVar, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
 
+from shardstack.common.latency_file import read_observed
 from shardstack.common.validation import InvalidInput, not_below
 
 _STANDARD_NORMAL = NormalDist()
 # No single draw may sleep longer than a day: keeps heavy tails finite and timers sane.
 MAX_DELAY_MS = 86_400_000.0
+_LOG_MAX_DELAY = math.log(MAX_DELAY_MS)
 
 Millis = Annotated[float, Field(ge=0, le=MAX_DELAY_MS, allow_inf_nan=False)]
 PositiveMillis = Annotated[float, Field(gt=0, le=MAX_DELAY_MS, allow_inf_nan=False)]
@@ -35,6 +48,8 @@ class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: ClassVar[str]
+    # Values only by name (`p50=5`), none by position.
+    keyed: ClassVar[bool] = False
 
     def sample_ms(self, rng: random.Random) -> float:
         raise NotImplementedError
@@ -44,10 +59,13 @@ class _Model(BaseModel):
 
     def spec(self) -> str:
         """The compact form, e.g. `lognormal:p50_ms=5,p99_ms=80`."""
-        params = ",".join(f"{key}={value:g}" for key, value in self._params().items())
+        params = ",".join(
+            f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"
+            for key, value in self._params().items()
+        )
         return f"{self.name}:{params}"
 
-    def _params(self) -> dict[str, float]:
+    def _params(self) -> dict[str, float | str]:
         return {key: value for key, value in self.model_dump().items() if key != "model"}
 
 
@@ -162,13 +180,164 @@ class ParetoLatency(_Model):
         return min(self.scale_ms * math.pow(1 - q, -1 / self.alpha), MAX_DELAY_MS)
 
 
+_PERCENTILE_KEY = re.compile(r"p(?P<p>\d+(?:\.\d+)?)")
+
+
+class PercentilesLatency(_Model):
+    """A distribution given by its percentiles, as measured on a real backend:
+    `percentiles:p50=5,p90=20,p99=80,p99.9=300` (ms, each above the last; p50 required).
+
+    Between two given points the log of the latency is linear in the normal score of the
+    percentile, so each piece is part of a lognormal (a lognormal's own percentiles give
+    it back) and the quantile function is monotone. Past the last point the last piece's
+    slope goes on, a lognormal-like tail, up to a day; below the first, the first piece's
+    goes on towards zero. With p50 alone every draw is p50.
+    """
+
+    name = "percentiles"
+    keyed = True
+    model: Literal["percentiles"] = "percentiles"
+    # (percentile in (0, 100), ms), both increasing
+    points: tuple[tuple[float, float], ...]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_keys(cls, data: Any) -> Any:
+        """`p50=5, p99.9=300` (compact or JSON keys) into `points`, checked one by one."""
+        if not isinstance(data, Mapping):
+            return data
+        points = []
+        for key, raw in data.items():
+            if key == "model":
+                continue
+            match = _PERCENTILE_KEY.fullmatch(str(key))
+            if match is None:
+                raise ValueError(f"{key}: not a percentile; write them as p50=5,p99.9=300")
+            p = float(match["p"])
+            if not 0 < p < 100:
+                raise ValueError(f"{key}: a percentile is between 0 and 100")
+            points.append((p, _positive_ms(str(key), raw)))
+        points.sort()
+        if not any(p == 50 for p, _ in points):
+            raise ValueError("p50: required (the median)")
+        for (p_low, low), (p_high, high) in itertools.pairwise(points):
+            if high <= low:
+                raise ValueError(
+                    f"{_percentile_key(p_high)}: must be more than "
+                    f"{_percentile_key(p_low)} ({low:g} ms)"
+                )
+        return {"model": cls.name, "points": tuple(points)}
+
+    @model_serializer
+    def _as_keys(self) -> dict[str, Any]:
+        return {"model": self.model, **{_percentile_key(p): ms for p, ms in self.points}}
+
+    @functools.cached_property
+    def _knots(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Normal scores and log latencies of the points."""
+        scores = tuple(_STANDARD_NORMAL.inv_cdf(p / 100) for p, _ in self.points)
+        return scores, tuple(math.log(ms) for _, ms in self.points)
+
+    def sample_ms(self, rng: random.Random) -> float:
+        return self._at_score(rng.gauss(0.0, 1.0))
+
+    def quantile_ms(self, q: float) -> float:
+        if q <= 0:
+            return 0.0
+        if q >= 1:
+            return MAX_DELAY_MS
+        return self._at_score(_STANDARD_NORMAL.inv_cdf(q))
+
+    def _at_score(self, z: float) -> float:
+        scores, logs = self._knots
+        if len(scores) == 1:
+            return self.points[0][1]
+        # The piece z falls in, or the first or last one extended past the ends.
+        i = min(max(bisect.bisect_right(scores, z) - 1, 0), len(scores) - 2)
+        slope = (logs[i + 1] - logs[i]) / (scores[i + 1] - scores[i])
+        return min(math.exp(min(logs[i] + slope * (z - scores[i]), _LOG_MAX_DELAY)), MAX_DELAY_MS)
+
+
+class EmpiricalLatency(_Model):
+    """Delays resampled from observed ones in a file (shardstack/common/latency_file.py):
+    one latency a line, each equally likely; or a histogram's cumulative buckets, a draw
+    picking a bucket by its count and a value uniformly within it. The path is made
+    absolute where the model is written, and read again where it is used (each shard)."""
+
+    name = "empirical"
+    model: Literal["empirical"] = "empirical"
+    path: str
+    # What the file held when the model was made: part of the model (two reads of a
+    # changed file are two models), not of what it prints.
+    observations: tuple[float, ...] = Field((), exclude=True)
+    buckets: tuple[tuple[float, int], ...] = Field((), exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping) or not isinstance(data.get("path"), str):
+            return data
+        path = Path(data["path"]).expanduser().absolute()
+        observed = read_observed(path, MAX_DELAY_MS)
+        return {
+            "model": cls.name,
+            "path": str(path),
+            "observations": observed.observations,
+            "buckets": observed.buckets,
+        }
+
+    @functools.cached_property
+    def _cumulative(self) -> tuple[int, ...]:
+        return tuple(count for _, count in self.buckets)
+
+    def sample_ms(self, rng: random.Random) -> float:
+        if self.observations:
+            return self.observations[int(rng.random() * len(self.observations))]
+        return self._bucket_quantile(rng.random())
+
+    def quantile_ms(self, q: float) -> float:
+        if self.observations:
+            rank = math.ceil(q * len(self.observations)) - 1
+            return self.observations[min(max(rank, 0), len(self.observations) - 1)]
+        return self._bucket_quantile(q)
+
+    def _bucket_quantile(self, q: float) -> float:
+        cumulative = self._cumulative
+        target = q * cumulative[-1]
+        i = bisect.bisect_left(cumulative, target)
+        i = min(max(i, 0), len(cumulative) - 1)
+        while cumulative[i] == (cumulative[i - 1] if i else 0) and i + 1 < len(cumulative):
+            i += 1  # an empty bucket holds nothing to draw
+        low = self.buckets[i - 1][0] if i else 0.0
+        below = cumulative[i - 1] if i else 0
+        inside = cumulative[i] - below
+        share = (target - below) / inside if inside else 0.0
+        return low + min(max(share, 0.0), 1.0) * (self.buckets[i][0] - low)
+
+
+def _percentile_key(p: float) -> str:
+    return f"p{p:g}"
+
+
+def _positive_ms(key: str, raw: Any) -> float:
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise ValueError(f"{key}: not a number of milliseconds") from None
+    if not (math.isfinite(value) and 0 < value <= MAX_DELAY_MS):
+        raise ValueError(f"{key}: must be more than 0 and at most {MAX_DELAY_MS:g} ms")
+    return value
+
+
 LatencyModel = Annotated[
     FixedLatency
     | UniformLatency
     | NormalLatency
     | ExponentialLatency
     | LognormalLatency
-    | ParetoLatency,
+    | ParetoLatency
+    | PercentilesLatency
+    | EmpiricalLatency,
     Field(discriminator="model"),
 ]
 
@@ -181,6 +350,8 @@ LATENCY_MODELS: Mapping[str, type[_Model]] = {
         ExponentialLatency,
         LognormalLatency,
         ParetoLatency,
+        PercentilesLatency,
+        EmpiricalLatency,
     )
 }
 
@@ -222,10 +393,14 @@ def _parse_compact(spec: str) -> dict[str, Any]:
     cls = LATENCY_MODELS.get(name)
     if cls is None or not params.strip():
         return result  # the model lookup or the model's required fields report what is wrong
-    positional = [field for field in cls.model_fields if field != "model"]
+    positional = [
+        name for name, info in cls.model_fields.items() if name != "model" and not info.exclude
+    ]
     for index, part in enumerate(params.split(",")):
         key, sep, raw = part.partition("=")
         if not sep:
+            if cls.keyed:
+                raise InvalidInput.field("model", f"{name} takes name=value pairs, e.g. p50=5")
             if index >= len(positional):
                 raise InvalidInput.field(
                     "model", f"{name} takes {len(positional)} values: {', '.join(positional)}"

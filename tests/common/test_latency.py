@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 from statistics import quantiles
 
 import pytest
@@ -84,7 +85,9 @@ def test_compact_json_and_mapping_forms_agree(
     assert parse_latency(compact) == model == parse_latency(as_json)
 
 
-def test_every_registered_model_round_trips_through_its_spec() -> None:
+def test_every_registered_model_round_trips_through_its_spec(tmp_path: Path) -> None:
+    observed = tmp_path / "observed.txt"
+    observed.write_text("1\n2\n3\n")
     examples = {
         "fixed": "1",
         "uniform": "1,2",
@@ -92,11 +95,14 @@ def test_every_registered_model_round_trips_through_its_spec() -> None:
         "exponential": "4",
         "lognormal": "5,50",
         "pareto": "2,1.5",
+        "percentiles": "p50=5,p99=80",
+        "empirical": str(observed),
     }
     assert set(examples) == set(LATENCY_MODELS)
     for name, params in examples.items():
         model = parse_latency(f"{name}:{params}")
         assert parse_latency(model.spec()) == model
+        assert parse_latency(model.model_dump()) == model
 
 
 @pytest.mark.parametrize(

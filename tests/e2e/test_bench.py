@@ -215,6 +215,29 @@ def test_calibrate_puts_each_layer_next_to_the_model(tmp_path: Path) -> None:
     assert not any(listening(p) for p in (port, base, base + shards - 1))
 
 
+def test_calibrate_shows_a_measured_model_served_end_to_end(tmp_path: Path) -> None:
+    # A file of observed latencies, resampled by each shard process: every delay injected
+    # is one of them, and the report's model rows are the file's own percentiles.
+    observed = tmp_path / "observed.txt"
+    observed.write_text("7\n" * 60 + "13\n" * 40)
+    shards = 3
+    base, port = _ports(shards)
+    out = tmp_path / "calibrate.json"
+    run = _bench(
+        "calibrate", "--shards", str(shards), "--port", str(port), "--shard-base-port",
+        str(base), "--latency", f"empirical:{observed}", "--rate", "20", "-d", "2s",
+        "--warmup", "500ms", "--json", str(out),
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    report = orjson.loads(out.read_bytes())
+    assert report["models"] == [f"empirical:path={observed}"]
+    rows = {row["layer"]: row["percentiles_ms"] for row in report["rows"]}
+    assert rows["requested (the model)"] == {"50.0": 7.0, "90.0": 13.0, "99.0": 13.0, "99.9": 13.0}
+    injected = {round(ms) for ms, _ in report["cdf_ms"]["injected"]}
+    assert injected == {7, 13}, report["cdf_ms"]["injected"]
+    assert report["calls_not_ok"] == 0
+
+
 def test_overload_offers_each_variant_multiples_of_its_own_peak(tmp_path: Path) -> None:
     # Three permits, three shards at 50 ms: one aggregate at a time, 20/s at most; ten
     # times that is shed, and what is admitted is still served.

@@ -4,6 +4,7 @@ errors. The data port is a real process's (test_data_port.py)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
@@ -39,9 +40,23 @@ def test_latency_is_read_and_replaced_at_runtime(shard: TestClient) -> None:
     assert shard.get("/admin/latency").json()["spec"] == "fixed:ms=25"
 
 
+def test_measured_latencies_are_set_at_runtime(shard: TestClient, tmp_path: Path) -> None:
+    body = {"model": "percentiles", "p50": 5, "p99.9": 300, "p90": 20}
+    answer = shard.put("/admin/latency", json=body).json()
+    assert answer["latency"] == {"model": "percentiles", "p50": 5.0, "p90": 20.0, "p99.9": 300.0}
+    assert answer["spec"] == "percentiles:p50=5,p90=20,p99.9=300"
+    observed = tmp_path / "observed.txt"
+    observed.write_text("3\n4\n")
+    answer = shard.put("/admin/latency", json={"model": "empirical", "path": str(observed)})
+    assert answer.json()["latency"] == {"model": "empirical", "path": str(observed)}
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
+        ({"model": "percentiles", "p50": 5, "p90": 4}, "p90"),
+        ({"model": "percentiles", "p99": 5}, "p50"),
+        ({"model": "empirical", "path": "/nonexistent/latencies.txt"}, "path"),
         ({"model": "lognormal", "p50_ms": 50, "p99_ms": 5}, "p99_ms"),
         ({"model": "fixed", "ms": -3}, "ms"),
         ({"model": "warp", "ms": 1}, "model"),

@@ -58,7 +58,10 @@ def measure(quick: bool) -> dict[str, object]:
              for index in range(3)]  # fmt: skip
     generator = experiments.generator_check(duration)
     half = {str(layout): experiments.half_saturation(duration, layout) for layout in (1, 20)}
-    calibration = experiments.calibrate(work / "calibrate.json", "-d", "20s" if quick else "60s")
+    calibration = experiments.calibrate(
+        work / "calibrate.json", "--latency", "percentiles:p50=5,p90=20,p99=80,p99.9=300",
+        "-d", "20s" if quick else "60s",
+    )  # fmt: skip
     memory = experiments.stack_memory(duration)
     overload = bench(work / "overload.json", "overload", "--workers", "2", "-c", "24",
                      "-d", "15s" if not quick else "5s")  # fmt: skip

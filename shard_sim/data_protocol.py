@@ -30,6 +30,7 @@ from typing import cast
 import httptools
 import orjson
 
+from shard_sim.capacity import Capacity, Overflow, Ticket
 from shard_sim.data import Prepared, Refused, prepare
 from shard_sim.state import ShardState
 from shardstack.common.faults import REQUEST_FAULT_HEADER, Answer
@@ -102,6 +103,9 @@ class DataProtocol(asyncio.Protocol):
         self._busy = False  # an answer is being prepared or delivered
         self._timer: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
+        # The answer's place in a shard of finite capacity, and when its service ends.
+        self._ticket: Ticket | None = None
+        self._service_ends = 0.0
         self._reading = True
         self._can_write = asyncio.Event()
         self._can_write.set()
@@ -132,6 +136,15 @@ class DataProtocol(asyncio.Protocol):
         if not self.lost.done():
             self.lost.set_result(None)
         self._can_write.set()
+        ticket, self._ticket = self._ticket, None
+        if ticket is not None:
+            # A worker stays busy until the service time has passed, client or not.
+            remaining_s = self._service_ends - time.perf_counter()
+            gate = self._shard.capacity
+            if ticket.in_service and remaining_s > 0:
+                self._loop.call_later(remaining_s, gate.release, ticket)
+            else:
+                gate.release(ticket)
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -233,7 +246,43 @@ class DataProtocol(asyncio.Protocol):
             body = problem_body(exc.status, exc.detail, exc.errors)
             self._write(request, exc.status, _PROBLEM, body, [])
             return
+        gate = self._shard.capacity
+        if gate.limits is None:
+            self._when_due(request, prepared)
+            return
+        ticket = gate.arrive(lambda: self._serve(request, prepared))
+        if ticket is None:
+            self._overflow(request, gate.limits)
+            return
+        self._ticket = ticket
+        if ticket.in_service:
+            self._serve(request, prepared)
+
+    def _serve(self, request: _Request, prepared: Prepared) -> None:
+        """A worker has taken the request: its delay is its service time from now."""
+        if self._transport is None or self._transport.is_closing() or self._ticket is None:
+            return  # the client left while it waited
+        now = time.perf_counter()
+        self._service_ends = now + prepared.delay_s
+        if self._ticket.queued:
+            waited_ms = (now - self._ticket.arrived) * 1000.0
+            prepared.timing.insert(0, f"queue;dur={waited_ms:.3f}")
+        prepared.delay_s += now - request.received_at
         self._when_due(request, prepared)
+
+    def _overflow(self, request: _Request, limits: Capacity) -> None:
+        action = limits.overflow
+        if action is Overflow.RESET:
+            reset(self.transport)
+        elif action is Overflow.HANG:
+            pass  # busy until the client leaves
+        else:
+            detail = (
+                f"shard {self._shard.shard_id} is at capacity: {limits.workers} in service "
+                f"and {limits.queue} waiting"
+            )
+            retry_after = ((b"retry-after", b"%d" % limits.retry_after_s),)
+            self._write_problem(request, int(action.value), detail, retry_after)
 
     def _when_due(self, request: _Request, prepared: Prepared) -> None:
         """Write the answer once its delay has passed since the request was read: never
@@ -299,6 +348,9 @@ class DataProtocol(asyncio.Protocol):
 
     def _done(self, request: _Request) -> None:
         self._busy = False
+        ticket, self._ticket = self._ticket, None
+        if ticket is not None:
+            self._shard.capacity.release(ticket)
         self.last_active = self._loop.time()
         if not request.keep_alive:
             self.transport.close()
@@ -409,9 +461,13 @@ class ProtocolWire:
         await asyncio.sleep(0)
 
     async def reset(self) -> None:
-        transport = self._protocol.transport
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        transport.abort()
+        reset(self._protocol.transport)
         await asyncio.sleep(0)
+
+
+def reset(transport: asyncio.Transport) -> None:
+    """Close with a TCP reset (RST), not an orderly FIN."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()

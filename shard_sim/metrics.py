@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from shard_sim.capacity import Overflow
 from shardstack.common.faults import FAULT_KINDS
 from shardstack.common.latency_buckets import LATENCY_BUCKETS_S
 
@@ -19,6 +20,10 @@ class ShardMetrics:
     delay: Histogram = field(init=False)
     served: Histogram = field(init=False)
     faults_injected: Counter = field(init=False)
+    in_service: Gauge = field(init=False)
+    queue_depth: Gauge = field(init=False)
+    queue_wait: Histogram = field(init=False)
+    refusals: Counter = field(init=False)
 
     def __post_init__(self) -> None:
         self.requests = Counter(
@@ -45,3 +50,28 @@ class ShardMetrics:
         )
         for kind in FAULT_KINDS:
             self.faults_injected.labels(kind)
+        # Finite capacity (shard_sim/capacity.py); unbounded, nothing waits or is refused.
+        self.in_service = Gauge(
+            "shard_in_service",
+            "Requests being served now, on a shard of finite capacity (0 when unbounded).",
+            registry=self.registry,
+        )
+        self.queue_depth = Gauge(
+            "shard_queue_depth",
+            "Requests waiting for a worker now (finite capacity).",
+            registry=self.registry,
+        )
+        self.queue_wait = Histogram(
+            "shard_queue_wait_seconds",
+            "Time a request waited for a worker (0 for one served at once).",
+            registry=self.registry,
+            buckets=LATENCY_BUCKETS_S,
+        )
+        self.refusals = Counter(
+            "shard_capacity_refusals",
+            "Requests that found the queue full, by the overflow action that answered them.",
+            ["overflow"],
+            registry=self.registry,
+        )
+        for action in Overflow:
+            self.refusals.labels(action.value)

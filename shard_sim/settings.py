@@ -7,6 +7,7 @@ from typing import Annotated, Literal, Self
 from pydantic import BeforeValidator, Field, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from shard_sim.capacity import Capacity, parse_capacity
 from shardstack.common import topology
 from shardstack.common.admin_token import TOKEN_ENV, AdminToken
 from shardstack.common.latency import FixedLatency, LatencyModel, parse_latency
@@ -39,6 +40,11 @@ class ShardSettings(BaseSettings):
     latency: Annotated[LatencyModel, NoDecode, BeforeValidator(parse_latency)] = Field(
         default_factory=lambda: FixedLatency(ms=0),
         description="latency model, compact (`lognormal:5,80`) or JSON",
+    )
+    capacity: Annotated[Capacity | None, NoDecode, BeforeValidator(parse_capacity)] = Field(
+        None,
+        description="finite capacity, e.g. workers=2,queue=2,overflow=503 (shard_sim/capacity.py); "
+        "unbounded by default",
     )
     pack: int = Field(
         1,

@@ -1,4 +1,5 @@
-"""What a running shard holds: its latency model, RNG, payload, faults and metrics."""
+"""What a running shard holds: its latency model, RNG, payload, faults, capacity and
+metrics."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import orjson
 from pydantic import SecretStr
 
 from shard_sim.active_faults import ActiveFaults
+from shard_sim.capacity import CapacityGate
 from shard_sim.metrics import ShardMetrics
 from shard_sim.settings import ShardSettings
 from shardstack.common.latency import LatencyModel
@@ -32,7 +34,8 @@ class NoListener:
 
 @dataclass(slots=True)
 class ShardState:
-    """Mutable runtime state of one shard; the admin routes change `latency` and `faults`."""
+    """Mutable runtime state of one shard; the admin routes change `latency`, `faults`
+    and the capacity's limits."""
 
     shard_id: int
     latency: LatencyModel
@@ -44,6 +47,7 @@ class ShardState:
     faults: ActiveFaults
     metrics: ShardMetrics
     listener: DataListener
+    capacity: CapacityGate
     # Set by the admin routes on every change, to wake the listener watch.
     faults_changed: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -51,6 +55,7 @@ class ShardState:
     def from_settings(
         cls, settings: ShardSettings, admin_token: SecretStr, listener: DataListener
     ) -> ShardState:
+        metrics = ShardMetrics()
         return cls(
             shard_id=settings.id,
             latency=settings.latency,
@@ -61,8 +66,9 @@ class ShardState:
             pid=os.getpid(),
             admin_token=admin_token,
             faults=ActiveFaults(settings.seed, settings.id),
-            metrics=ShardMetrics(),
+            metrics=metrics,
             listener=listener,
+            capacity=CapacityGate(settings.capacity, metrics),
         )
 
     def next_delay_s(self) -> float:

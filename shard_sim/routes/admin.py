@@ -1,4 +1,5 @@
-"""Runtime control of one shard, behind the admin token: its latency model and its faults."""
+"""Runtime control of one shard, behind the admin token: its latency model, its capacity
+and its faults."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from shard_sim import capacity
 from shard_sim.state import ShardState
 from shardstack.common.admin_token import require_bearer
 from shardstack.common.faults import parse_fault
 from shardstack.common.latency import parse_latency
 from shardstack.common.request_body import read_json_body
+from shardstack.common.validation import InvalidInput
 
 
 def _admin_state(request: Request) -> ShardState:
@@ -41,6 +44,42 @@ async def put_latency(request: Request) -> Response:
     state = _admin_state(request)
     state.latency = parse_latency(await read_json_body(request))
     return _latency_response(state)
+
+
+def _capacity_response(state: ShardState) -> Response:
+    gate = state.capacity
+    limits = gate.limits
+    return _json(
+        {
+            "shard": state.shard_id,
+            "capacity": None if limits is None else limits.model_dump(mode="json"),
+            "spec": capacity.spec(limits),
+            "in_service": gate.in_service,
+            "waiting": gate.waiting,
+        }
+    )
+
+
+async def get_capacity(request: Request) -> Response:
+    return _capacity_response(_admin_state(request))
+
+
+async def put_capacity(request: Request) -> Response:
+    """Set finite capacity; what is in service or waiting stays. Invalid: 422, no change."""
+    state = _admin_state(request)
+    body = await read_json_body(request)
+    limits = capacity.parse_capacity(body)
+    if limits is None:
+        raise InvalidInput.field("workers", "required (DELETE /admin/capacity unbounds the shard)")
+    state.capacity.set_limits(limits)
+    return _capacity_response(state)
+
+
+async def delete_capacity(request: Request) -> Response:
+    """Unbounded again: every waiting request starts at once."""
+    state = _admin_state(request)
+    state.capacity.set_limits(None)
+    return _capacity_response(state)
 
 
 async def list_faults(request: Request) -> Response:
@@ -76,6 +115,9 @@ async def clear_faults(request: Request) -> Response:
 ROUTES = [
     Route("/admin/latency", get_latency, methods=["GET"]),
     Route("/admin/latency", put_latency, methods=["PUT"]),
+    Route("/admin/capacity", get_capacity, methods=["GET"]),
+    Route("/admin/capacity", put_capacity, methods=["PUT"]),
+    Route("/admin/capacity", delete_capacity, methods=["DELETE"]),
     Route("/admin/faults", list_faults, methods=["GET"]),
     Route("/admin/faults", add_fault, methods=["POST"]),
     Route("/admin/faults", clear_faults, methods=["DELETE"]),

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import click
 
 from gateway.settings import GatewaySettings
+from shard_sim.capacity import UNBOUNDED, Capacity, parse_capacity
 from shard_sim.settings import ShardSettings
 from shardstack.common import topology
 from shardstack.common.latency import LatencyModel, parse_latency
@@ -32,6 +33,20 @@ class LatencyType(click.ParamType[LatencyModel, Any]):
     ) -> LatencyModel:
         try:
             return parse_latency(value)
+        except InvalidInput as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class CapacityType(click.ParamType[Capacity | str, Any]):
+    """A `Capacity`, or the word `unbounded` (which overrides SHARD_CAPACITY)."""
+
+    name = "SPEC"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> Capacity | str:
+        try:
+            return parse_capacity(value) or UNBOUNDED
         except InvalidInput as exc:
             self.fail(str(exc), param, ctx)
 

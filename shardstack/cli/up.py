@@ -5,10 +5,18 @@ from __future__ import annotations
 import asyncio
 import tempfile
 from pathlib import Path
+from typing import Literal
 
 import click
 
-from shardstack.cli.options import LATENCY_MODELS, LatencyType, ShardLatencyType, stack_options
+from shard_sim.capacity import Capacity
+from shardstack.cli.options import (
+    LATENCY_MODELS,
+    CapacityType,
+    LatencyType,
+    ShardLatencyType,
+    stack_options,
+)
 from shardstack.common import topology
 from shardstack.common.latency import LatencyModel
 from shardstack.launcher import run as launcher
@@ -32,6 +40,14 @@ from shardstack.launcher.prometheus import find_binary as find_prometheus
     type=ShardLatencyType(),
     multiple=True,
     help="Latency model of one shard, e.g. 3=fixed:500 (repeatable).",
+)
+@click.option(
+    "--capacity",
+    type=CapacityType(),
+    default=None,
+    help="Every shard's finite capacity, e.g. workers=2,queue=2,overflow=503 "
+    "(overflow 503, 429, reset or hang; order=lifo serves the newest first). "
+    "Default: SHARD_CAPACITY, else unbounded.",
 )
 @click.option(
     "--seed",
@@ -81,6 +97,7 @@ def up(
     host: str,
     latency: LatencyModel | None,
     shard_latency: tuple[tuple[int, LatencyModel], ...],
+    capacity: Capacity | Literal["unbounded"] | None,
     seed: int | None,
     log_dir: Path | None,
     startup_timeout: float,
@@ -110,6 +127,7 @@ def up(
             shards_per_process=shards_per_process,
             latency=latency,
             shard_latency=dict(shard_latency),
+            capacity=capacity,
             seed=seed,
             allow_request_faults=allow_request_faults,
             prometheus=prometheus_binary,

@@ -11,13 +11,15 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import ValidationError
 
 from gateway.multiprocess import MULTIPROC_ENV
 from gateway.settings import ENV_PREFIX as GATEWAY_ENV_PREFIX
 from gateway.settings import GatewaySettings
+from shard_sim.capacity import UNBOUNDED, Capacity
+from shard_sim.capacity import spec as capacity_spec
 from shard_sim.settings import ENV_PREFIX as SHARD_ENV_PREFIX
 from shard_sim.settings import ShardSettings
 from shardstack.common import topology
@@ -55,6 +57,8 @@ class StackConfig:
     shards_per_process: int = ShardSettings.model_fields["pack"].default
     latency: LatencyModel | None = None
     shard_latency: Mapping[int, LatencyModel] = field(default_factory=dict)
+    # Every shard's capacity; None leaves SHARD_CAPACITY's, "unbounded" overrides it.
+    capacity: Capacity | Literal["unbounded"] | None = None
     seed: int | None = None
     allow_request_faults: bool = False
     prometheus: Path | None = None  # the binary; None runs no Prometheus
@@ -196,6 +200,7 @@ def _shard_process(pack: Sequence[ShardSettings], token: str) -> ProcessSpec:
             admin_port=first.admin_port,
             pack=len(pack),
             latency=first.latency.spec(),
+            capacity=capacity_spec(first.capacity),
             seed=first.seed,
         ),
         # The last data port opens last.
@@ -251,6 +256,8 @@ def _validated_shard(config: StackConfig, shard_id: int, admin_port_offset: int)
     latency = config.shard_latency.get(shard_id, config.latency)
     if latency is not None:
         overrides["latency"] = latency
+    if config.capacity is not None:
+        overrides["capacity"] = None if config.capacity == UNBOUNDED else config.capacity
     if config.seed is not None:
         overrides["seed"] = config.seed
     return _validated(ShardSettings, SHARD_ENV_PREFIX, **overrides)

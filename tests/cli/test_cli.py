@@ -54,6 +54,11 @@ def shardstack(*args: str, env: dict[str, str] | None = None) -> subprocess.Comp
             {"SHARD_RECORDS": "-4"},
             "SHARD_RECORDS: Input should be greater than or equal to 0",
         ),
+        (["up", "--capacity", "workers=0"], {}, "workers: Input should be greater than or equal"),
+        (["up", "--capacity", "workers=2,overflow=502"], {}, "overflow: Input should be '503'"),
+        (["up"], {"SHARD_CAPACITY": "queue=3"}, "SHARD_CAPACITY: workers: Field required"),
+        (["up", "--latency", "percentiles:p50=5,p90=2"], {}, "p90: must be more than p50 (5 ms)"),
+        (["up", "--latency", "empirical:/nonexistent/l.txt"], {}, "path: no file"),
         (["upp"], {}, "No such command 'upp'"),
         (["up", "--prometheus", "/nonexistent/prometheus"], {}, "does not exist"),
         (

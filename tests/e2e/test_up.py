@@ -157,6 +157,23 @@ def test_packed_shards_serve_faults_alike_and_a_kill_takes_the_whole_pack(
     ]
 
 
+def test_capacity_reaches_every_shard_and_the_gateway_sees_its_refusals(
+    start: StartStack,
+) -> None:
+    stack = start("--latency", "fixed:300", "--capacity", "workers=1,overflow=429", shards=2)
+    for shard_id in range(2):
+        admin = f"{stack.admin_url(shard_id)}/admin/capacity"
+        state = httpx.get(admin, headers=stack.admin_headers(), trust_env=False)
+        assert state.json()["spec"] == "workers=1,queue=0,overflow=429,order=fifo,retry_after_s=1"
+    # Two aggregates at once: each shard serves one and refuses the other (429 is not
+    # retried), so one aggregate is complete and the other sees both shards refuse.
+    url = f"{stack.gateway_url}/api/aggregate?timeout_ms=2000"
+    with ThreadPoolExecutor(2) as pool:
+        bodies = [answer.json() for answer in pool.map(lambda _: get(url), range(2))]
+    details = sorted(entry.get("detail", "ok") for body in bodies for entry in body["shards"])
+    assert details == ["HTTP 429", "HTTP 429", "ok", "ok"], bodies
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_stop_signal_ends_every_process_and_frees_every_port(
     start: StartStack, sig: signal.Signals

@@ -82,10 +82,11 @@ def test_two_workers_and_two_places_answer_four_of_ten_and_refuse_six_at_once(
     answered = sorted(elapsed for status, elapsed, _ in results if status == 200)
     refused = [elapsed for status, elapsed, _ in results if status == 503]
     assert (len(answered), len(refused)) == (4, 6), results
-    # The refusals come at once; two answers after one service time, two after two.
-    assert max(refused) < 0.15, refused
-    assert 0.3 <= answered[0] <= answered[1] < 0.55, answered
-    assert 0.6 <= answered[2] <= answered[3] < 0.9, answered
+    # The refusals come at once, before any answer; two answers after one service time,
+    # two after two (upper bounds for a loaded 2-core machine).
+    assert max(refused) < min(0.25, answered[0]), refused
+    assert 0.3 <= answered[0] <= answered[1] < 0.6, answered
+    assert 0.6 <= answered[2] <= answered[3] < 1.2, answered
     queued = [timing for status, _, timing in results if status == 200 and "queue;dur=" in timing]
     assert len(queued) == 2, results
     for timing in queued:
@@ -114,7 +115,7 @@ def test_a_refusal_says_why_and_when_to_come_back(start_shard: StartShard) -> No
 
 
 def test_lifo_serves_the_newest_waiting_request_first(start_shard: StartShard) -> None:
-    shard = start_shard(0, "fixed:200", CAPACITY="workers=1,queue=2,order=lifo")
+    shard = start_shard(0, "fixed:300", CAPACITY="workers=1,queue=2,order=lifo")
     finished: dict[str, float] = {}
 
     def get(name: str) -> None:
@@ -126,7 +127,7 @@ def test_lifo_serves_the_newest_waiting_request_first(start_shard: StartShard) -
     for name in ("first", "older", "newest"):
         threads.append(threading.Thread(target=get, args=(name,)))
         threads[-1].start()
-        time.sleep(0.05)
+        time.sleep(0.1)  # all three sent within the first one's 300 ms of service
     for thread in threads:
         thread.join()
     assert finished["first"] < finished["newest"] < finished["older"], finished
@@ -163,6 +164,7 @@ def test_a_worker_stays_busy_after_its_client_left_and_a_waiting_one_is_dropped(
 ) -> None:
     shard = start_shard(0, "fixed:400", CAPACITY="workers=1,queue=1")
     url = f"{shard.url}/data"
+    sent_first = time.perf_counter()
     with httpx.Client(trust_env=False, timeout=0.1) as impatient:
         with pytest.raises(httpx.ReadTimeout):
             impatient.get(url)  # in service; leaves after 0.1 s
@@ -171,15 +173,15 @@ def test_a_worker_stays_busy_after_its_client_left_and_a_waiting_one_is_dropped(
     with httpx.Client(trust_env=False, timeout=5) as client:
         # The worker is still on the first request (400 ms of service); the queue has
         # room again, since the second left it.
-        started = time.perf_counter()
         answer = client.get(url)
     assert answer.status_code == 200
-    assert time.perf_counter() - started >= 0.55  # waited for the first's service to end
+    # Served after the first's whole service time, then its own.
+    assert time.perf_counter() - sent_first >= 0.8
     assert "queue;dur=" in answer.headers["server-timing"]
 
 
 def test_capacity_changes_at_run_time_on_the_admin_port(start_shard: StartShard) -> None:
-    shard = start_shard(1, "fixed:300", CAPACITY="workers=1,queue=5")
+    shard = start_shard(1, "fixed:500", CAPACITY="workers=1,queue=5")
     admin = f"{shard.admin_url}/admin/capacity"
     with httpx.Client(trust_env=False, headers=ADMIN, timeout=5) as client:
         state = client.get(admin).json()
@@ -199,7 +201,8 @@ def test_capacity_changes_at_run_time_on_the_admin_port(start_shard: StartShard)
         results = _at_once(f"{shard.url}/data", 3)
         changer.join()
         assert [status for status, _, _ in results] == [200, 200, 200]
-        assert max(elapsed for _, elapsed, _ in results) < 0.55, results  # not 0.9 s
+        # One at a time, the last would answer at 1.5 s.
+        assert max(elapsed for _, elapsed, _ in results) < 1.0, results
         assert client.get(admin).json()["spec"] == "unbounded"
 
         answer = client.put(admin, json={"workers": 3, "overflow": "hang"})

@@ -27,8 +27,8 @@ def test_the_percentiles_asked_for_are_the_percentiles_drawn() -> None:
     achieved = _achieved(spec)
     for p, ms in ((50.0, 5), (90.0, 20), (99.0, 80)):
         assert achieved[p] == pytest.approx(ms, rel=0.03), (p, achieved)
-    # At p99.9, 100,000 independent draws leave about 5 % of sampling error with this
-    # tail (100 draws above it); a million leave about 1.6 %.
+    # At p99.9, 100,000 independent draws leave a standard error of about 5 % with this
+    # tail (100 draws above it); a million, about 1.6 %.
     assert _achieved(spec, draws=1_000_000)[99.9] == pytest.approx(300, rel=0.03)
 
 

@@ -4,8 +4,10 @@ the spec refused by name when it is bad."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -68,6 +70,17 @@ def _at_once(url: str, count: int, timeout_s: float = 10) -> list[tuple[int, flo
         return list(pool.map(one, range(count)))
 
 
+@contextlib.contextmanager
+def _worker_taken(shard: ShardProcess, settle_s: float = 0.1) -> Iterator[None]:
+    """For the block, one request holds a worker (sent `settle_s` before it begins)."""
+    with httpx.Client(trust_env=False, timeout=5) as client:
+        holder = threading.Thread(target=client.get, args=(f"{shard.url}/data",))
+        holder.start()
+        time.sleep(settle_s)
+        yield
+        holder.join()
+
+
 def _metric(shard: ShardProcess, name: str) -> float:
     text = httpx.get(f"{shard.admin_url}/metrics", trust_env=False).text
     [value] = [line.rsplit(" ", 1)[1] for line in text.splitlines() if line.startswith(name + " ")]
@@ -102,13 +115,8 @@ def test_a_refusal_says_why_and_when_to_come_back(start_shard: StartShard) -> No
     shard = start_shard(2, "fixed:300", CAPACITY="workers=1,overflow=429,retry_after_s=3")
     statuses = sorted(status for status, _, _ in _at_once(f"{shard.url}/data", 2))
     assert statuses == [200, 429]
-    with httpx.Client(trust_env=False) as client:
-        holder = threading.Thread(target=client.get, args=(f"{shard.url}/data",))
-        holder.start()
-        time.sleep(0.1)
-        with httpx.Client(trust_env=False) as other:
-            refused = other.get(f"{shard.url}/data")
-        holder.join()
+    with _worker_taken(shard), httpx.Client(trust_env=False) as other:
+        refused = other.get(f"{shard.url}/data")
     assert refused.headers["retry-after"] == "3"
     assert_problem(refused, 429)
     assert "shard 2 is at capacity: 1 in service and 0 waiting" in refused.json()["detail"]
@@ -135,26 +143,17 @@ def test_lifo_serves_the_newest_waiting_request_first(start_shard: StartShard) -
 
 def test_a_reset_overflow_cuts_the_connection(start_shard: StartShard) -> None:
     shard = start_shard(0, "fixed:300", CAPACITY="workers=1,overflow=reset")
-    with httpx.Client(trust_env=False, timeout=5) as holder_client:
-        holder = threading.Thread(target=holder_client.get, args=(f"{shard.url}/data",))
-        holder.start()
-        time.sleep(0.1)
-        refused = httpx.Client(trust_env=False, timeout=5)
-        with refused, pytest.raises(httpx.TransportError):
-            refused.get(f"{shard.url}/data")
-        holder.join()
+    refused = httpx.Client(trust_env=False, timeout=5)
+    with _worker_taken(shard), refused, pytest.raises(httpx.TransportError):
+        refused.get(f"{shard.url}/data")
     assert _metric(shard, 'shard_capacity_refusals_total{overflow="reset"}') == 1
 
 
 def test_a_hang_overflow_answers_nothing_and_the_shard_goes_on(start_shard: StartShard) -> None:
     shard = start_shard(0, "fixed:200", CAPACITY="workers=1,overflow=hang")
-    with httpx.Client(trust_env=False, timeout=5) as holder_client:
-        holder = threading.Thread(target=holder_client.get, args=(f"{shard.url}/data",))
-        holder.start()
-        time.sleep(0.05)
-        with httpx.Client(trust_env=False, timeout=1.0) as client, pytest.raises(httpx.ReadTimeout):
-            client.get(f"{shard.url}/data")
-        holder.join()
+    waiting = httpx.Client(trust_env=False, timeout=1.0)
+    with _worker_taken(shard, settle_s=0.05), waiting, pytest.raises(httpx.ReadTimeout):
+        waiting.get(f"{shard.url}/data")
     with httpx.Client(trust_env=False, timeout=5) as client:
         assert client.get(f"{shard.url}/data").status_code == 200
 

@@ -194,7 +194,14 @@ def _stop_under_load(stack: Compose, gateway: str) -> None:
     # timeout (1 s) for a busy machine: 20 shard containers share its cores.
     _inject_fault(gateway, "all", "latency", "latency=fixed:500")
     url = f"{gateway}/api/aggregate?timeout_ms=5000"
-    with HeldLoad(url, threads=8, timeout_s=20, max_s=120) as load:
+    threads = 8
+    with HeldLoad(url, threads=threads, timeout_s=20, max_s=120) as load:
+        # Warm first: every client answered once, so the gateway's pools hold their
+        # connections to the shards. The first calls also pay for the connect and the
+        # engine's DNS, which on a busy machine can exceed the 500 ms of headroom; what is
+        # measured below is the stop, not a cold pool.
+        _wait_for(lambda: len(load.records) >= 2 * threads, "the load warmed up")
+        warm_at = time.monotonic()
         wait_for(
             gateway,
             lambda s: s.get("gateway_aggregates_in_flight") >= 6,
@@ -210,10 +217,12 @@ def _stop_under_load(stack: Compose, gateway: str) -> None:
         # accepting and finishes what it holds), then the shards it was calling.
         stop = stack.run("stop", timeout_s=120)
         assert stop.returncode == 0, stop.stdout + stop.stderr
+    unanswered = [outcome for _, _, outcome in load.records if not outcome.isdigit()]
+    assert unanswered == [], f"requests with no answer: {unanswered}"
     cut = [
         (outcome, round(answered - stopped_at, 2))
-        for _, answered, outcome in load.records
-        if outcome != "200"
+        for sent, answered, outcome in load.records
+        if sent >= warm_at and outcome != "200"
     ]
     assert cut == [], f"(outcome, seconds after the stop): {cut}; {load.refusals}"
     answered_after = sum(answered > stopped_at for _, answered, _ in load.records)

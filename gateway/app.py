@@ -38,11 +38,16 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     # Under gunicorn the master makes a missing token (gateway/gunicorn_conf.py), so every
     # worker shares it; this covers the app run on its own.
     token = token_or_new(settings.admin_token, _log, "gateway")
-    shards = shard_table(settings.shard_urls, settings.shard_admin_port_offset)
+    shards = shard_table(
+        settings.shard_urls, settings.shard_admin_port_offset, settings.shard_zones
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, GatewayState]]:
-        metrics = GatewayMetrics(shard.id for shard in shards)
+        metrics = GatewayMetrics(
+            (shard.id for shard in shards),
+            {shard.id: shard.zone for shard in shards if shard.zone is not None},
+        )
         upstream = create_upstream(
             settings, ConnectionHooks(metrics.pool_opened.inc, metrics.pool_closed.inc)
         )

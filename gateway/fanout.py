@@ -26,6 +26,7 @@ from gateway.upstream import (
     UpstreamResetError,
     UpstreamResponse,
 )
+from shardstack.common.request_id import ATTEMPT_HEADER, REQUEST_ID_HEADER
 
 # What a breaker counts as the shard failing; a skipped or shed call says nothing about it.
 _BREAKER_FAILURES = frozenset(
@@ -63,16 +64,21 @@ class FanOut:
         self,
         shards: Sequence[Shard],
         deadline: float,
+        request_id: str,
         headers: Mapping[int, Mapping[str, str]] | None = None,
     ) -> list[ShardResult]:
         """One result per shard, in the order given; `deadline` is on the loop's clock.
-        `headers` adds request headers for some shards (per-request faults)."""
+        Every call carries `request_id` and its attempt number; `headers` adds request
+        headers for some shards (per-request faults)."""
         give_up_at = self._permits.admit(len(shards))
         extra = headers or {}
         # Past the deadline a call times out anyway: waiting for a permit is then no overload.
         permit_by = give_up_at if give_up_at < deadline else None
         results = await asyncio.gather(
-            *(self._call(shard, deadline, permit_by, extra.get(shard.id)) for shard in shards)
+            *(
+                self._call(shard, deadline, permit_by, _Sends(request_id, extra.get(shard.id)))
+                for shard in shards
+            )
         )
         if any(result.status is ShardOutcome.SHED for result in results):
             raise Overloaded(ShedReason.PERMIT_WAIT)
@@ -83,7 +89,7 @@ class FanOut:
         shard: Shard,
         deadline: float,
         permit_by: float | None,
-        headers: Mapping[str, str] | None,
+        headers: _Sends,
     ) -> ShardResult:
         breaker = None if self._breakers is None else self._breakers[shard.id]
         if breaker is not None and not breaker.allow():
@@ -126,7 +132,7 @@ class FanOut:
         shard: Shard,
         deadline: float,
         permit_by: float | None,
-        headers: Mapping[str, str] | None,
+        headers: _Sends,
     ) -> ShardResult:
         loop = asyncio.get_running_loop()
         timing = CallTiming()
@@ -180,14 +186,12 @@ class FanOut:
             self._metrics.shard_overhead(result.shard, (result.latency_ms - result.served_ms) / 1e3)
         return result
 
-    async def _get(
-        self, shard: Shard, headers: Mapping[str, str] | None, timing: CallTiming
-    ) -> UpstreamResponse:
+    async def _get(self, shard: Shard, headers: _Sends, timing: CallTiming) -> UpstreamResponse:
         hedging = self._hedging
         threshold_s = None if hedging is None else hedging.threshold_s(shard.id)
         if hedging is None or threshold_s is None:
-            return await self._client.get(shard.data_url, headers, timing)
-        primary = asyncio.create_task(self._client.get(shard.data_url, headers, timing))
+            return await self._client.get(shard.data_url, headers.next(), timing)
+        primary = asyncio.create_task(self._client.get(shard.data_url, headers.next(), timing))
         try:
             done, _ = await asyncio.wait({primary}, timeout=threshold_s)
             if done:
@@ -197,7 +201,7 @@ class FanOut:
                     return await primary
                 backup_timing = CallTiming()
                 backup = asyncio.create_task(
-                    self._client.get(shard.data_url, headers, backup_timing)
+                    self._client.get(shard.data_url, headers.next(), backup_timing)
                 )
                 try:
                     winner = await _first_answer(primary, backup)
@@ -210,6 +214,26 @@ class FanOut:
                 return winner.result()
         finally:
             await _cancelled(primary)
+
+
+class _Sends:
+    """The headers of each call to one shard for one aggregate: the request id, the
+    attempt (0 for the first call, then 1, 2, ... for hedges and retries in the order they
+    are sent) and any per-request fault headers."""
+
+    __slots__ = ("_attempt", "_extra", "_request_id")
+
+    def __init__(self, request_id: str, extra: Mapping[str, str] | None) -> None:
+        self._request_id = request_id
+        self._extra = extra
+        self._attempt = 0
+
+    def next(self) -> dict[str, str]:
+        headers = {REQUEST_ID_HEADER: self._request_id, ATTEMPT_HEADER: str(self._attempt)}
+        self._attempt += 1
+        if self._extra:
+            headers.update(self._extra)
+        return headers
 
 
 async def _cancelled(task: asyncio.Task[UpstreamResponse]) -> None:

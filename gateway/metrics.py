@@ -9,7 +9,7 @@ dead worker's share leaves it. Run as one process, the metrics use a registry of
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from prometheus_client import (
     CollectorRegistry,
@@ -38,7 +38,7 @@ class GatewayMetrics:
     """Every metric the gateway exports, with the per-shard series made up front so each
     shard's rate() is 0 rather than absent before its first call."""
 
-    def __init__(self, shard_ids: Iterable[int]) -> None:
+    def __init__(self, shard_ids: Iterable[int], zones: Mapping[int, str] | None = None) -> None:
         directory = multiprocess_dir()
         if directory is not None and values.ValueClass is values.MutexValue:
             raise RuntimeError(
@@ -162,6 +162,18 @@ class GatewayMetrics:
             buckets=OVERHEAD_BUCKETS_S,
         )
         self._shard_overhead = {shard: shard_overhead.labels(str(shard)) for shard in shards}
+        # Always 1: each shard's failure domain, to join on in PromQL, e.g.
+        # `sum by (zone) (rate(gateway_shard_requests_total[1m]) * on(shard) group_left(zone)
+        # gateway_shard_info)`.
+        shard_info = Gauge(
+            "gateway_shard_info",
+            "Each shard's zone (GATEWAY_SHARD_ZONES; empty without zones).",
+            ("shard", "zone"),
+            registry=self.registry,
+            multiprocess_mode="max",
+        )
+        for shard in shards:
+            shard_info.labels(str(shard), (zones or {}).get(shard, "")).set(1)
         self.server_timing_unknown = Counter(
             "gateway_shard_server_timing_unknown",
             "Shard answers without a Server-Timing total the gateway could read.",

@@ -2,6 +2,7 @@
 aggregate request carries those faults to the shards it names, for that request only.
 
     X-Shardstack-Fault: 3 latency latency=fixed:300; 5-7 error status=503
+    X-Shardstack-Fault: zone:z1 error status=503 k_of_n=2
 
 Honoured only when the gateway allows it (GATEWAY_ALLOW_REQUEST_FAULTS); the gateway
 forwards each shard its part with the admin token, which the shard requires.
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 
 from pydantic import SecretStr
 
-from gateway.shards import Shard, select
+from gateway.shards import Shard, select, with_selection
 from shardstack.common.faults import REQUEST_FAULT_HEADER, parse_request_fault
 from shardstack.common.validation import InvalidInput
 
@@ -29,9 +30,13 @@ def shard_headers(
             raise InvalidInput.field(
                 REQUEST_FAULT_HEADER, f"{item.strip()!r} is not 'SELECTOR KIND [key=value ...]'"
             )
-        parse_request_fault(words[1:])
-        for shard in select(shards, words[0], field=REQUEST_FAULT_HEADER):
-            parts.setdefault(shard.id, []).append(" ".join(words[1:]))
+        targets = select(shards, words[0], field=REQUEST_FAULT_HEADER)
+        fault = parse_request_fault(words[1:])
+        if fault.k_of_n is not None:
+            fault = with_selection(fault, targets, REQUEST_FAULT_HEADER)
+        text = fault.words() if fault.k_of_n is not None else " ".join(words[1:])
+        for shard in targets:
+            parts.setdefault(shard.id, []).append(text)
     authorization = f"Bearer {token.get_secret_value()}"
     return {
         shard_id: {REQUEST_FAULT_HEADER: "; ".join(faults), "authorization": authorization}

@@ -43,12 +43,12 @@ class ShardResult:
     # The failure is one a second try can fix (gateway/retries.py).
     retryable: bool = False
 
-    def as_dict(self, with_data: bool) -> dict[str, Any]:
-        entry: dict[str, Any] = {
-            "shard": self.shard,
-            "status": self.status,
-            "latency_ms": round(self.latency_ms, 3),
-        }
+    def as_dict(self, with_data: bool, zone: str | None = None) -> dict[str, Any]:
+        entry: dict[str, Any] = {"shard": self.shard}
+        if zone is not None:
+            entry["zone"] = zone
+        entry["status"] = self.status
+        entry["latency_ms"] = round(self.latency_ms, 3)
         if self.headers_ms is not None:
             entry["headers_ms"] = round(self.headers_ms, 3)
         if self.served_ms is not None:

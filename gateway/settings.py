@@ -6,13 +6,22 @@ master), so a bad value stops the gateway before any worker forks.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import re
+from typing import Annotated, Literal, Self
 
-from pydantic import AnyHttpUrl, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import (
+    AnyHttpUrl,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shardstack.common import topology
 from shardstack.common.admin_token import TOKEN_ENV, AdminToken
+from shardstack.common.topology import ZONE_PATTERN
 from shardstack.common.validation import not_below
 
 ENV_PREFIX = "GATEWAY_"
@@ -28,6 +37,11 @@ class GatewaySettings(BaseSettings):
     shard_urls: Annotated[tuple[str, ...], NoDecode] = Field(
         default=topology.local_shard_urls(),
         description="comma-separated shard base URLs; shard i is the i-th",
+    )
+    shard_zones: Annotated[tuple[str, ...] | None, NoDecode] = Field(
+        None,
+        description="comma-separated failure domain of each shard, in shard order (z0,z1,...); "
+        "selectors name them as zone:NAME",
     )
     upstream_client: Literal["aiohttp", "httpx"] = Field(
         "aiohttp",
@@ -147,5 +161,29 @@ class GatewaySettings(BaseSettings):
         if not urls:
             raise ValueError("at least one shard URL is needed")
         return tuple(urls)
+
+    @field_validator("shard_zones", mode="before")
+    @classmethod
+    def _split_zones(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",")] if value.strip() else None
+        if isinstance(value, list | tuple):
+            for index, zone in enumerate(value):
+                if not isinstance(zone, str) or not re.match(ZONE_PATTERN, zone):
+                    raise ValueError(
+                        f"entry {index} ({zone!r}) is not a zone name "
+                        "(letters, digits, '_.-', up to 32)"
+                    )
+            return tuple(value)
+        return value
+
+    @model_validator(mode="after")
+    def _a_zone_per_shard(self) -> Self:
+        if self.shard_zones is not None and len(self.shard_zones) != len(self.shard_urls):
+            raise ValueError(
+                f"shard_zones: {len(self.shard_zones)} zones for {len(self.shard_urls)} "
+                "shard URLs; one per shard, in the same order"
+            )
+        return self
 
     _max_covers_default = not_below("max_timeout_ms", "default_timeout_ms")

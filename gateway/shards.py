@@ -1,5 +1,6 @@
-"""The shard table and the shard selectors: `all`, ids and ranges like `0,3,5-7`, a list
-of ids, or `{"random": k}` for k shards picked at random."""
+"""The shard table and the shard selectors: `all`, ids and ranges like `0,3,5-7`, zones
+(`zone:z1`, mixed freely with ids: `zone:z1,7`), a list of ids, or `{"random": k}` for k
+shards picked at random."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
+from shardstack.common.faults import Fault
 from shardstack.common.topology import ADMIN_PORT_OFFSET
 from shardstack.common.validation import InvalidInput
 
@@ -19,22 +21,37 @@ class Shard:
     data_url: str
     health_url: str
     admin_url: str
+    zone: str | None = None
 
     @classmethod
-    def at(cls, shard_id: int, base_url: str, admin_port_offset: int) -> Shard:
+    def at(
+        cls, shard_id: int, base_url: str, admin_port_offset: int, zone: str | None = None
+    ) -> Shard:
         return cls(
             shard_id,
             base_url,
             f"{base_url}/data",
             f"{base_url}/healthz",
             _with_port_offset(base_url, admin_port_offset),
+            zone,
         )
 
 
 def shard_table(
-    urls: Sequence[str], admin_port_offset: int = ADMIN_PORT_OFFSET
+    urls: Sequence[str],
+    admin_port_offset: int = ADMIN_PORT_OFFSET,
+    zones: Sequence[str] | None = None,
 ) -> tuple[Shard, ...]:
-    return tuple(Shard.at(index, url, admin_port_offset) for index, url in enumerate(urls))
+    return tuple(
+        Shard.at(index, url, admin_port_offset, None if zones is None else zones[index])
+        for index, url in enumerate(urls)
+    )
+
+
+def zones_of(shards: Sequence[Shard]) -> tuple[str | None, ...] | None:
+    """Each shard's zone, in id order; None when no shard has one."""
+    zones = tuple(shard.zone for shard in shards)
+    return zones if any(zone is not None for zone in zones) else None
 
 
 def _with_port_offset(url: str, offset: int) -> str:
@@ -48,21 +65,32 @@ def _with_port_offset(url: str, offset: int) -> str:
 
 def select(shards: Sequence[Shard], selector: str | None, field: str = "shards") -> list[Shard]:
     """The shards a selector names, in id order; `InvalidInput` naming `field` if it is bad."""
-    return [shards[index] for index in selected_ids(len(shards), selector, field)]
+    zones = zones_of(shards)
+    return [shards[index] for index in selected_ids(len(shards), selector, field, zones)]
 
 
 def select_any(shards: Sequence[Shard], selector: object, field: str = "shards") -> list[Shard]:
     """As `select`, for any selector JSON allows (see `selected_ids_any`)."""
-    return [shards[index] for index in selected_ids_any(len(shards), selector, field)]
+    zones = zones_of(shards)
+    return [shards[index] for index in selected_ids_any(len(shards), selector, field, zones=zones)]
 
 
-def selected_ids(count: int, selector: str | None, field: str = "shards") -> list[int]:
-    """The ids `all` or `0,3,5-7` names among `count` shards, in order."""
+Zones = Sequence[str | None] | None
+
+
+def selected_ids(
+    count: int, selector: str | None, field: str = "shards", zones: Zones = None
+) -> list[int]:
+    """The ids `all`, `0,3,5-7` or `zone:z1` names among `count` shards (whose zones, by
+    id, are `zones`), in order."""
     if selector is None or selector.strip() == "all":
         return list(range(count))
     chosen: set[int] = set()
     for part in selector.split(","):
         text = part.strip()
+        if text.startswith("zone:"):
+            chosen.update(_in_zone(text.removeprefix("zone:"), zones, field))
+            continue
         low, dash, high = text.partition("-")
         try:
             first, last = (int(low), int(high)) if dash else (int(text), int(text))
@@ -78,13 +106,29 @@ def selected_ids(count: int, selector: str | None, field: str = "shards") -> lis
     return sorted(chosen)
 
 
+def _in_zone(name: str, zones: Zones, field: str) -> list[int]:
+    if zones is None:
+        raise InvalidInput.field(
+            field, f"zone:{name}: this stack has no zones (GATEWAY_SHARD_ZONES, up --zones)"
+        )
+    members = [index for index, zone in enumerate(zones) if zone == name]
+    if not members:
+        known = ", ".join(sorted({zone for zone in zones if zone is not None}))
+        raise InvalidInput.field(field, f"no zone {name!r}; zones are {known}")
+    return members
+
+
 def selected_ids_any(
-    count: int, selector: object, field: str = "shards", rng: random.Random | None = None
+    count: int,
+    selector: object,
+    field: str = "shards",
+    rng: random.Random | None = None,
+    zones: Zones = None,
 ) -> list[int]:
     """The string forms, a list of ids, or `{"random": k}` (with `"seed"` for a repeatable
     pick, or drawn from `rng`)."""
     if selector is None or isinstance(selector, str):
-        return selected_ids(count, selector, field)
+        return selected_ids(count, selector, field, zones)
     if isinstance(selector, list):
         if not selector or not all(type(item) is int for item in selector):
             raise InvalidInput.field(field, "a list of shard ids must hold integers, at least one")
@@ -108,3 +152,15 @@ def _random(
     if seed is not None or rng is None:
         rng = random.Random(seed)
     return sorted(rng.sample(range(count), k))
+
+
+def with_selection(fault: Fault, targets: Sequence[Shard], field: str = "k_of_n") -> Fault:
+    """A `k_of_n` fault told which shards it picks from: the ones it is sent to."""
+    if fault.k_of_n is None:
+        return fault
+    if fault.k_of_n > len(targets):
+        written = "" if field == "k_of_n" else "k_of_n "
+        raise InvalidInput.field(
+            field, f"{written}{fault.k_of_n} is more than the {len(targets)} selected shards"
+        )
+    return fault.model_copy(update={"selection": tuple(shard.id for shard in targets)})

@@ -9,6 +9,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from shard_sim.app import ByPort, create_app
+from shard_sim.decision_log import DecisionLog
 from shard_sim.server import DataPort, ShardServer, listening
 from shard_sim.settings import ENV_PREFIX, ShardSettings
 from shardstack.common.http_protocol import HeadLimitedProtocol
@@ -29,8 +30,13 @@ def main() -> int:
         return 2
     apps, data_ports, admin_sockets = {}, [], []
     try:
+        decision_log = None if settings.decision_log is None else DecisionLog(settings.decision_log)
+    except OSError as exc:
+        print(f"shard: cannot open SHARD_DECISION_LOG: {exc}", file=sys.stderr)
+        return 2
+    try:
         for shard in settings.packed():
-            app = create_app(shard)
+            app = create_app(shard, decision_log)
             port = DataPort(app.state.shard, (shard.host, shard.port))
             app.state.shard.listener = port
             data_ports.append(port)
@@ -49,7 +55,11 @@ def main() -> int:
         log_level=settings.log_level,
         timeout_graceful_shutdown=int(GRACEFUL_SHUTDOWN_S),
     )
-    ShardServer(config, data_ports, GRACEFUL_SHUTDOWN_S).run(sockets=admin_sockets)
+    try:
+        ShardServer(config, data_ports, GRACEFUL_SHUTDOWN_S).run(sockets=admin_sockets)
+    finally:
+        if decision_log is not None:
+            decision_log.close()
     return 0
 
 

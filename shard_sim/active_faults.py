@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from shard_sim.decisions import Decisions
 from shardstack.common.faults import Fault
 from shardstack.common.validation import InvalidInput
 
@@ -31,11 +32,18 @@ class ActiveFault:
             "kind": self.fault.kind,
             **self.fault.params(),
             "probability": self.fault.probability,
+            **self._correlation(),
             "duration_s": self.fault.duration_s,
             "remaining_s": None if remaining is None else round(remaining, 3),
             "on": self.fault.is_on(now - self.added_at),
             "applied": self.applied,
         }
+
+    def _correlation(self) -> dict[str, Any]:
+        fault = self.fault
+        if fault.k_of_n is not None:
+            return {"k_of_n": fault.k_of_n, "selection": list(fault.selection or ())}
+        return {"correlation": fault.correlation} if fault.correlation else {}
 
 
 @dataclass(slots=True)
@@ -50,6 +58,16 @@ class ActiveFaults:
     _counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def add(self, fault: Fault) -> ActiveFault:
+        if fault.k_of_n is not None and fault.selection is None:
+            raise InvalidInput.field(
+                "selection",
+                "needed with k_of_n: the shards it picks from (the gateway sets it to the "
+                "shards the fault is injected on)",
+            )
+        if fault.selection is not None and self.shard_id not in fault.selection:
+            raise InvalidInput.field(
+                "selection", f"does not hold this shard ({self.shard_id}): it would never fire"
+            )
         now = self.clock()
         self._expire(now)
         fault_id = fault.id or self._new_id(fault.kind)
@@ -84,20 +102,24 @@ class ActiveFaults:
         self._expire(now)
         return [active.as_dict(now) for active in self._faults.values()]
 
-    def firing(self) -> list[ActiveFault]:
-        """The faults that act on this request, in the documented order."""
+    def firing(self, decisions: Decisions | None = None) -> list[tuple[ActiveFault, random.Random]]:
+        """The faults that act on this request, in the documented order, each with the
+        stream its delay and shape draw from (no `decisions`: a request with no id)."""
         if not self._faults:
             return []
+        if decisions is None:
+            decisions = Decisions(self.seed, self.shard_id, None, 0)
         now = self.clock()
         self._expire(now)
-        fired = [
-            active
-            for active in self._faults.values()
-            if not active.fault.on_listener
-            and active.fault.is_on(now - active.added_at)
-            and active.rng.random() < active.fault.probability
-        ]
-        fired.sort(key=lambda active: active.fault.order)
+        fired = []
+        for active in self._faults.values():
+            fault = active.fault
+            if fault.on_listener or not fault.is_on(now - active.added_at):
+                continue
+            rng = decisions.stream(active.id, active.rng)
+            if decisions.fires(fault, active.id, rng, self.shard_id):
+                fired.append((active, rng))
+        fired.sort(key=lambda entry: entry[0].fault.order)
         return fired
 
     def listener_down(self) -> bool:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from shard_sim.decision_log import DecisionLog
 from shard_sim.routes import admin, exposition
 from shard_sim.settings import ShardSettings
 from shard_sim.state import NoListener, ShardState
@@ -22,12 +23,15 @@ from shardstack.common.problem import EXCEPTION_HANDLERS
 _log = logging.getLogger("shard_sim")
 
 
-def create_app(settings: ShardSettings | None = None) -> Starlette:
+def create_app(
+    settings: ShardSettings | None = None, decision_log: DecisionLog | None = None
+) -> Starlette:
     """One shard's admin app; `app.state.shard` is its state, whose `listener` the server
-    sets to the shard's data port (until then, in process and in tests, `down` does nothing)."""
+    sets to the shard's data port (until then, in process and in tests, `down` does nothing).
+    `decision_log` is the process's, which the caller owns (packed shards share one)."""
     settings = settings or ShardSettings()
     token = token_or_new(settings.admin_token, _log, f"shard {settings.id}")
-    state = ShardState.from_settings(settings, token, NoListener())
+    state = ShardState.from_settings(settings, token, NoListener(), decision_log)
     app = Starlette(
         routes=[*admin.ROUTES, *exposition.ROUTES], exception_handlers=dict(EXCEPTION_HANDLERS)
     )

@@ -2,8 +2,9 @@
 shard's records, and the faults that fire shaping the answer or taking over its delivery.
 
 Independent of the server that carries it (shard_sim.data_protocol): every random draw
-for a request is made here, at once, in arrival order, so a seeded run replays request
-for request whatever the delays do to the order answers leave in.
+for a request is made here, at once, from the request's own keyed streams when it has a
+request id (shard_sim/decisions.py), else in arrival order; either way a seeded run
+replays request for request whatever the delays do to the order answers leave in.
 """
 
 from __future__ import annotations
@@ -15,10 +16,14 @@ from dataclasses import dataclass
 import orjson
 
 from shard_sim.active_faults import ActiveFault
+from shard_sim.decisions import Decisions
 from shard_sim.state import ShardState
 from shardstack.common.admin_token import bearer_matches
 from shardstack.common.faults import REQUEST_FAULT_HEADER, Answer, Fault, parse_request_fault
+from shardstack.common.request_id import ATTEMPT_HEADER, checked_request_id
 from shardstack.common.validation import FieldError, InvalidInput
+
+MAX_ATTEMPT = 1000
 
 
 @dataclass(slots=True)
@@ -52,16 +57,25 @@ class Refused(Exception):
         self.errors = errors
 
 
-def prepare(state: ShardState, fault_header: str | None, authorization: str | None) -> Prepared:
-    """Everything decided for one request; `Refused` for a bad or unauthorised request fault."""
+def prepare(
+    state: ShardState,
+    fault_header: str | None,
+    authorization: str | None,
+    request_id: str | None = None,
+    attempt: str | None = None,
+) -> Prepared:
+    """Everything decided for one request; `Refused` for a bad request id or attempt, or a
+    bad or unauthorised request fault."""
     state.metrics.requests.inc()
-    one_off = _request_faults(state, fault_header, authorization)
+    decisions = _decisions(state, request_id, attempt)
+    one_off = _request_faults(state, fault_header, authorization, decisions)
     acting = [
-        _Acting(active.fault, active.id, active.rng, active) for active in state.faults.firing()
+        _Acting(active.fault, active.id, rng, active)
+        for active, rng in state.faults.firing(decisions)
     ]
-    acting += [_Acting(fault, "request", state.rng) for fault in one_off]
+    acting += [_Acting(fault, "request", rng) for fault, rng in one_off]
 
-    delay_s = state.next_delay_s()
+    delay_s = state.latency.sample_ms(decisions.stream("latency", state.rng)) / 1000.0
     for entry in acting:
         entry.delay_s = entry.fault.delay_s(entry.rng)
         delay_s += entry.delay_s
@@ -71,10 +85,12 @@ def prepare(state: ShardState, fault_header: str | None, authorization: str | No
     answer = Answer(200, orjson.dumps(body))
     timing = [f"delay;dur={delay_s * 1000.0:.3f}"]
     counter = state.metrics.faults_injected
+    acted = []
     # Shaped in the documented order; `acting` keeps the order the delays were drawn in.
     for entry in sorted(acting, key=lambda entry: entry.fault.order):
         if not entry.fault.shape(answer, entry.rng):
             continue
+        acted.append(entry.fault_id)
         counter.labels(entry.fault.kind).inc()
         if entry.active is not None:
             entry.active.applied += 1
@@ -82,12 +98,35 @@ def prepare(state: ShardState, fault_header: str | None, authorization: str | No
         timing.append(
             f"{described};dur={entry.delay_s * 1000.0:.3f}" if entry.delay_s else described
         )
+    if state.decision_log is not None:
+        state.decision_log.record(
+            decisions.request_id, state.shard_id, decisions.attempt, delay_s, acted
+        )
     return Prepared(answer, delay_s, timing)
 
 
+def _decisions(state: ShardState, request_id: str | None, attempt: str | None) -> Decisions:
+    try:
+        if request_id is not None:
+            checked_request_id(request_id)
+        number = 0 if attempt is None else _attempt(attempt)
+    except InvalidInput as exc:
+        raise Refused(422, str(exc), exc.errors) from None
+    return Decisions(state.seed, state.shard_id, request_id, number)
+
+
+def _attempt(text: str) -> int:
+    number = int(text) if text.isdigit() else -1
+    if not 0 <= number <= MAX_ATTEMPT:
+        raise InvalidInput.field(
+            ATTEMPT_HEADER, f"{text[:40]!r} is not a whole number from 0 to {MAX_ATTEMPT}"
+        )
+    return number
+
+
 def _request_faults(
-    state: ShardState, header: str | None, authorization: str | None
-) -> list[Fault]:
+    state: ShardState, header: str | None, authorization: str | None, decisions: Decisions
+) -> list[tuple[Fault, random.Random]]:
     """Faults carried by this request alone; honoured only with the admin token (the
     gateway adds it when it forwards a request fault)."""
     if header is None:
@@ -98,8 +137,15 @@ def _request_faults(
     try:
         for item in header.split(";"):
             fault = parse_request_fault(item.split())
-            if fault.probability == 1 or state.rng.random() < fault.probability:
-                faults.append(fault)
+            if fault.selection is not None and state.shard_id not in fault.selection:
+                raise InvalidInput.field(
+                    REQUEST_FAULT_HEADER, f"selection does not hold shard {state.shard_id}"
+                )
+            # Keyed by the fault as written, which every shard it names sees alike.
+            name = f"request:{fault.words()}"
+            rng = decisions.stream(name, state.rng)
+            if decisions.fires(fault, name, rng, state.shard_id):
+                faults.append((fault, rng))
     except InvalidInput as exc:
         raise Refused(422, str(exc), exc.errors) from None
     return faults

@@ -40,11 +40,14 @@ from shardstack.common.http_protocol import (
     MAX_HEAD_BYTES,
 )
 from shardstack.common.problem import PROBLEM_MEDIA_TYPE, problem_body
+from shardstack.common.request_id import ATTEMPT_HEADER, REQUEST_ID_HEADER
 from shardstack.common.topology import ADMIN_PORT_OFFSET
 
 _log = logging.getLogger("shard_sim.data")
 
 _FAULT_HEADER = REQUEST_FAULT_HEADER.lower().encode()
+_REQUEST_ID = REQUEST_ID_HEADER.encode()
+_ATTEMPT = ATTEMPT_HEADER.encode()
 # Requests read ahead of the one being answered before reading pauses (pipelining).
 _MAX_PIPELINED = 16
 _JSON = b"application/json"
@@ -57,13 +60,24 @@ Headers = Sequence[tuple[bytes, bytes]]
 
 
 class _Request:
-    __slots__ = ("authorization", "fault_header", "keep_alive", "method", "received_at", "url")
+    __slots__ = (
+        "attempt",
+        "authorization",
+        "fault_header",
+        "keep_alive",
+        "method",
+        "received_at",
+        "request_id",
+        "url",
+    )
 
     def __init__(self) -> None:
         self.url = b""
         self.method = b""
         self.authorization: str | None = None
         self.fault_header: str | None = None
+        self.request_id: str | None = None
+        self.attempt: str | None = None
         self.keep_alive = True
         self.received_at = 0.0
 
@@ -187,6 +201,10 @@ class DataProtocol(asyncio.Protocol):
         name = name.lower()
         if name == b"authorization":
             self._request.authorization = value.decode("latin-1")
+        elif name == _REQUEST_ID:
+            self._request.request_id = value.decode("latin-1")
+        elif name == _ATTEMPT:
+            self._request.attempt = value.decode("latin-1")
         elif name == _FAULT_HEADER:
             self._request.fault_header = value.decode("latin-1")
 
@@ -229,7 +247,9 @@ class DataProtocol(asyncio.Protocol):
             self._data(request)
         elif path == b"/healthz" and request.method == b"GET":
             state = self._shard
-            body = orjson.dumps({"status": "ok", "shard": state.shard_id, "pid": state.pid})
+            body = orjson.dumps(
+                {"status": "ok", "shard": state.shard_id, "zone": state.zone, "pid": state.pid}
+            )
             self._write(request, 200, _JSON, body, [])
         elif path in (b"/data", b"/healthz"):
             method = request.method.decode("latin-1")
@@ -241,7 +261,13 @@ class DataProtocol(asyncio.Protocol):
 
     def _data(self, request: _Request) -> None:
         try:
-            prepared = prepare(self._shard, request.fault_header, request.authorization)
+            prepared = prepare(
+                self._shard,
+                request.fault_header,
+                request.authorization,
+                request.request_id,
+                request.attempt,
+            )
         except Refused as exc:
             body = problem_body(exc.status, exc.detail, exc.errors)
             self._write(request, exc.status, _PROBLEM, body, [])

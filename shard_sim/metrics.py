@@ -13,6 +13,8 @@ from shardstack.common.latency_buckets import LATENCY_BUCKETS_S
 
 @dataclass(slots=True)
 class ShardMetrics:
+    shard_id: int = 0
+    zone: str | None = None
     registry: CollectorRegistry = field(
         default_factory=lambda: CollectorRegistry(auto_describe=True)
     )
@@ -24,8 +26,18 @@ class ShardMetrics:
     queue_depth: Gauge = field(init=False)
     queue_wait: Histogram = field(init=False)
     refusals: Counter = field(init=False)
+    info: Gauge = field(init=False)
 
     def __post_init__(self) -> None:
+        # Always 1: which shard this is and its failure domain, for joins in PromQL
+        # (`... * on(instance) group_left(zone) shard_info`).
+        self.info = Gauge(
+            "shard_info",
+            "This shard's id and zone (SHARD_ZONE).",
+            ["shard", "zone"],
+            registry=self.registry,
+        )
+        self.info.labels(str(self.shard_id), self.zone or "").set(1)
         self.requests = Counter(
             "shard_requests", "Requests to /data this shard received.", registry=self.registry
         )

@@ -116,6 +116,9 @@ class ShardServer(uvicorn.Server):
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         await asyncio.gather(*(port.close(self._grace_s) for port in self.data_ports))
+        for port in self.data_ports:
+            if port.state.decision_log is not None:
+                port.state.decision_log.flush()  # while the loop that timed it still runs
         for watch in self._watches:
             await cancel_and_wait(watch)
         await super().shutdown(sockets=sockets)

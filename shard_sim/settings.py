@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Annotated, Literal, Self
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shard_sim.capacity import Capacity, parse_capacity
 from shardstack.common import topology
 from shardstack.common.admin_token import TOKEN_ENV, AdminToken
 from shardstack.common.latency import FixedLatency, LatencyModel, parse_latency
-from shardstack.common.topology import ADMIN_PORT_OFFSET
+from shardstack.common.topology import ADMIN_PORT_OFFSET, ZONE_PATTERN
 
 ENV_PREFIX = "SHARD_"
 MAX_PAYLOAD_BYTES = 64 * 1024 * 1024
@@ -53,13 +55,41 @@ class ShardSettings(BaseSettings):
         description="shards this process serves: ids id..id+pack-1, shard i on port + i "
         "and admin_port + i, each with its own state, RNG and faults",
     )
-    seed: int = Field(0, description="RNG seed; the same seed replays the same delays")
+    zone: str | None = Field(
+        None,
+        min_length=1,
+        max_length=4096,
+        description="failure domain, e.g. z1; with pack, one for all or one per shard (z0,z1,...)",
+    )
+    seed: int = Field(
+        0,
+        description="RNG seed; the same seed (and request ids) replays the same decisions",
+    )
+    decision_log: Path | None = Field(
+        None, description="append one JSON line per /data request: what was decided"
+    )
     records: int = Field(10, ge=0, le=100_000, description="records in each /data answer")
     record_bytes: int = Field(64, ge=0, le=MAX_PAYLOAD_BYTES, description="bytes per record")
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "warning"
 
+    @field_validator("zone", "decision_log", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
     @model_validator(mode="after")
     def _consistent(self) -> Self:
+        zones = self.zones()
+        if zones is not None:
+            bad = next((zone for zone in zones if not re.match(ZONE_PATTERN, zone)), None)
+            if bad is not None:
+                raise ValueError(
+                    f"zone: {bad!r} is not a zone name (letters, digits, '_.-', up to 32)"
+                )
+            if len(zones) not in (1, self.pack):
+                raise ValueError(
+                    f"zone: {len(zones)} zones for {self.pack} packed shards; one, or one each"
+                )
         if self.records * self.record_bytes > MAX_PAYLOAD_BYTES:
             raise ValueError(
                 f"records x record_bytes must stay under {MAX_PAYLOAD_BYTES} bytes per answer"
@@ -87,9 +117,13 @@ class ShardSettings(BaseSettings):
             )
         return self
 
+    def zones(self) -> list[str] | None:
+        return None if self.zone is None else [part.strip() for part in self.zone.split(",")]
+
     def packed(self) -> list[ShardSettings]:
-        """One settings per shard this process serves, each with its own id and ports."""
+        """One settings per shard this process serves, each with its own id, ports and zone."""
         assert self.admin_port is not None
+        zones = self.zones()
         return [
             self.model_copy(
                 update={
@@ -97,6 +131,7 @@ class ShardSettings(BaseSettings):
                     "port": self.port + index,
                     "admin_port": self.admin_port + index,
                     "pack": 1,
+                    "zone": None if zones is None else zones[index if len(zones) > 1 else 0],
                 }
             )
             for index in range(self.pack)

@@ -14,6 +14,7 @@ from pydantic import SecretStr
 
 from shard_sim.active_faults import ActiveFaults
 from shard_sim.capacity import CapacityGate
+from shard_sim.decision_log import DecisionLog
 from shard_sim.metrics import ShardMetrics
 from shard_sim.settings import ShardSettings
 from shardstack.common.latency import LatencyModel
@@ -38,6 +39,8 @@ class ShardState:
     and the capacity's limits."""
 
     shard_id: int
+    zone: str | None
+    seed: int
     latency: LatencyModel
     rng: random.Random
     records: orjson.Fragment
@@ -48,16 +51,23 @@ class ShardState:
     metrics: ShardMetrics
     listener: DataListener
     capacity: CapacityGate
+    decision_log: DecisionLog | None
     # Set by the admin routes on every change, to wake the listener watch.
     faults_changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
     def from_settings(
-        cls, settings: ShardSettings, admin_token: SecretStr, listener: DataListener
+        cls,
+        settings: ShardSettings,
+        admin_token: SecretStr,
+        listener: DataListener,
+        decision_log: DecisionLog | None = None,
     ) -> ShardState:
-        metrics = ShardMetrics()
+        metrics = ShardMetrics(settings.id, settings.zone)
         return cls(
             shard_id=settings.id,
+            zone=settings.zone,
+            seed=settings.seed,
             latency=settings.latency,
             # A string seed is hashed (SHA-512) so nearby seeds give unrelated streams.
             rng=random.Random(f"shardstack:{settings.seed}:{settings.id}"),
@@ -69,10 +79,8 @@ class ShardState:
             metrics=metrics,
             listener=listener,
             capacity=CapacityGate(settings.capacity, metrics),
+            decision_log=decision_log,
         )
-
-    def next_delay_s(self) -> float:
-        return self.latency.sample_ms(self.rng) / 1000.0
 
 
 def _records(settings: ShardSettings) -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from typing import Annotated, Any
 
@@ -18,6 +19,7 @@ from gateway.results import AggregateStatus, ShardOutcome, aggregate_status
 from gateway.shards import select
 from gateway.state import Gateway
 from shardstack.common.problem import problem_response
+from shardstack.common.request_id import MAX_REQUEST_ID_CHARS, checked_request_id
 from shardstack.common.validation import InvalidInput
 
 router = APIRouter()
@@ -59,9 +61,20 @@ async def aggregate(
             "when GATEWAY_ALLOW_REQUEST_FAULTS is on",
         ),
     ] = None,
+    x_request_id: Annotated[
+        str | None,
+        Header(
+            min_length=1,
+            max_length=MAX_REQUEST_ID_CHARS,
+            description="this aggregate's id, forwarded to every shard call (which keys its "
+            "random decisions on it); generated when absent",
+        ),
+    ] = None,
 ) -> Response:
     started = time.perf_counter()
     settings = gateway.settings
+    request_id = os.urandom(8).hex() if x_request_id is None else checked_request_id(x_request_id)
+    echoed = {"x-request-id": request_id}
     timeout_ms = query.timeout_ms or settings.default_timeout_ms
     deadline = asyncio.get_running_loop().time() + timeout_ms / 1000.0
     if timeout_ms > settings.max_timeout_ms:
@@ -85,11 +98,13 @@ async def aggregate(
     in_flight = gateway.metrics.aggregates_in_flight
     in_flight.inc()
     try:
-        results = await gateway.fanout.run(selected, deadline, headers)
+        results = await gateway.fanout.run(selected, deadline, request_id, headers)
     except Overloaded as shed:
         gateway.metrics.shed[shed.reason].inc()
         gateway.metrics.aggregate(AggregateStatus.SHED, time.perf_counter() - started)
-        return problem_response(503, str(shed), headers={"Retry-After": str(RETRY_AFTER_S)})
+        return problem_response(
+            503, str(shed), headers={"Retry-After": str(RETRY_AFTER_S), **echoed}
+        )
     finally:
         in_flight.dec()
 
@@ -102,7 +117,11 @@ async def aggregate(
         "failed": len(results) - ok,
         "elapsed_ms": round((time.perf_counter() - started) * 1000.0, 3),
         "timeout_ms": timeout_ms,
-        "shards": [result.as_dict(query.data) for result in results],
+        "request_id": request_id,
+        "shards": [
+            result.as_dict(query.data, shard.zone)
+            for shard, result in zip(selected, results, strict=True)
+        ],
     }
     # A plain Response of orjson bytes: measured faster than FastAPI's response_model
     # serialisation for this payload (benchmarks/response_serialization.py).
@@ -110,4 +129,5 @@ async def aggregate(
         orjson.dumps(body),
         status_code=502 if status is AggregateStatus.FAILED else 200,
         media_type="application/json",
+        headers=echoed,
     )

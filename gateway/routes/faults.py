@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
 from gateway.shard_admin import AdminReply
-from gateway.shards import Shard, select, select_any
+from gateway.shards import Shard, select, select_any, with_selection
 from gateway.state import Gateway, GatewayState
 from shardstack.common.admin_token import require_bearer
 from shardstack.common.faults import FAULT_ID_PATTERN, parse_fault
@@ -62,7 +62,7 @@ async def inject(request: Request, gateway: Gateway) -> Response:
     if "shards" not in body:
         raise InvalidInput.field("shards", "required: 'all', '0,3,5-7', [ids] or {\"random\": k}")
     targets = select_any(gateway.shards, body.pop("shards"))
-    fault = parse_fault(body)
+    fault = with_selection(parse_fault(body), targets)
     fault_id = fault.id or f"{fault.kind}-{secrets.token_hex(3)}"
     spec = {**fault.compact(), "id": fault_id}
     replies = await gateway.admin.each(targets, "POST", "/admin/faults", spec)

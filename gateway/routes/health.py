@@ -1,15 +1,17 @@
-"""`GET /healthz` (this process is alive) and `GET /readyz` (every shard is reachable)."""
+"""`GET /healthz` (this process is alive) and `GET /readyz` (every shard is reachable, and
+in the zone the gateway places it)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+from typing import Any
 
 import orjson
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from gateway.shards import Shard
+from gateway.shards import Shard, zones_of
 from gateway.state import Gateway
 from gateway.upstream import UpstreamClient, UpstreamError
 
@@ -23,23 +25,49 @@ async def healthz() -> Response:
     )
 
 
-@router.get("/readyz", responses={503: {"description": "some shards are unreachable"}})
+@router.get(
+    "/readyz",
+    responses={503: {"description": "some shards are unreachable or in another zone"}},
+)
 async def readyz(gateway: Gateway) -> Response:
     timeout_s = gateway.settings.ready_timeout_ms / 1000.0
-    healthy = await asyncio.gather(
-        *(_healthy(gateway.upstream, shard, timeout_s) for shard in gateway.shards)
+    checks = await asyncio.gather(
+        *(_health(gateway.upstream, shard, timeout_s) for shard in gateway.shards)
     )
-    down = [shard.id for shard, ok in zip(gateway.shards, healthy, strict=True) if not ok]
-    body = {"status": "not_ready" if down else "ready", "shards": len(gateway.shards), "down": down}
+    down = [shard.id for shard, check in zip(gateway.shards, checks, strict=True) if not check]
+    # A shard that says it is in another zone than the gateway places it in: the two
+    # declarations (SHARD_ZONE, GATEWAY_SHARD_ZONES) disagree, so zone faults would miss.
+    misplaced = [
+        {"shard": shard.id, "gateway": shard.zone, "shard_says": check.get("zone")}
+        for shard, check in zip(gateway.shards, checks, strict=True)
+        if check and shard.zone is not None and check.get("zone") != shard.zone
+    ]
+    ready = not down and not misplaced
+    body: dict[str, Any] = {
+        "status": "ready" if ready else "not_ready",
+        "shards": len(gateway.shards),
+        "down": down,
+    }
+    zones = zones_of(gateway.shards)
+    if zones is not None:
+        body["zones"] = zones
+        body["zone_mismatch"] = misplaced
     return Response(
-        orjson.dumps(body), status_code=503 if down else 200, media_type="application/json"
+        orjson.dumps(body), status_code=200 if ready else 503, media_type="application/json"
     )
 
 
-async def _healthy(upstream: UpstreamClient, shard: Shard, timeout_s: float) -> bool:
+async def _health(upstream: UpstreamClient, shard: Shard, timeout_s: float) -> dict[str, Any]:
+    """The shard's health answer; empty if it gave none."""
     try:
         async with asyncio.timeout(timeout_s):
             response = await upstream.get(shard.health_url)
     except (TimeoutError, UpstreamError):
-        return False
-    return response.status == 200
+        return {}
+    if response.status != 200:
+        return {}
+    try:
+        answer = orjson.loads(response.body)
+    except orjson.JSONDecodeError:
+        return {"status": "ok"}
+    return answer if isinstance(answer, dict) and answer else {"status": "ok"}

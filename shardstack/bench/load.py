@@ -9,8 +9,9 @@ the same target.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import aiohttp
@@ -22,6 +23,7 @@ from shardstack.common.tasks import cancel_and_wait
 # comparison apps. Looking for it costs a substring search, not a JSON parse.
 _PARTIAL = b'"status":"partial"'
 _HEAD = 64
+DEFAULT_REQUEST_IDS = "bench"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +37,9 @@ class LoadPlan:
     # False: a new connection per request, so each lands on whichever server process
     # accepts first rather than staying with the one it first reached.
     keep_alive: bool = True
+    # X-Request-Id PREFIX-0000001, ... in sending order (the warm-up's PREFIX-w0000001, ...);
+    # None sends none.
+    request_ids: str | None = DEFAULT_REQUEST_IDS
 
     @property
     def mode(self) -> str:
@@ -71,12 +76,25 @@ async def run_load(
     ) as session:
         warmup = Recording()
         if plan.warmup_s > 0:
-            await _phase(session, plan, plan.warmup_s, warmup, None, None)
+            ids = _request_ids(plan, "w")
+            await _phase(session, plan, plan.warmup_s, warmup, None, None, ids)
         recording = Recording(warmup_sent=warmup.sent)
         if measuring is not None:
             measuring()
-        await _phase(session, plan, plan.duration_s, recording, tick, inspect)
+        ids = _request_ids(plan, "")
+        await _phase(session, plan, plan.duration_s, recording, tick, inspect, ids)
         return recording
+
+
+_Ids = Iterator[dict[str, str] | None]
+
+
+def _request_ids(plan: LoadPlan, phase: str) -> _Ids:
+    """Each request's headers, in sending order."""
+    if plan.request_ids is None:
+        return itertools.repeat(None)
+    prefix = f"{plan.request_ids}-{phase}"
+    return ({"x-request-id": f"{prefix}{number:07d}"} for number in itertools.count(1))
 
 
 async def _phase(
@@ -86,16 +104,19 @@ async def _phase(
     recording: Recording,
     tick: Tick | None,
     inspect: Inspect | None,
+    ids: _Ids,
 ) -> None:
     started = time.perf_counter()
     stop_at = started + duration_s
     if plan.rate is None:
         senders = [
-            asyncio.create_task(_closed_sender(session, plan.url, stop_at, recording, inspect))
+            asyncio.create_task(_closed_sender(session, plan.url, stop_at, recording, inspect, ids))
             for _ in range(plan.connections)
         ]
     else:
-        senders = [asyncio.create_task(_open_sender(session, plan, stop_at, recording, inspect))]
+        senders = [
+            asyncio.create_task(_open_sender(session, plan, stop_at, recording, inspect, ids))
+        ]
     ticker = None if tick is None else asyncio.create_task(_ticks(started, recording, tick))
     try:
         await asyncio.gather(*senders)
@@ -118,9 +139,10 @@ async def _closed_sender(
     stop_at: float,
     recording: Recording,
     inspect: Inspect | None,
+    ids: _Ids,
 ) -> None:
     while time.perf_counter() < stop_at:
-        await _request(session, url, time.perf_counter(), recording, inspect)
+        await _request(session, url, time.perf_counter(), recording, inspect, next(ids))
 
 
 async def _open_sender(
@@ -129,6 +151,7 @@ async def _open_sender(
     stop_at: float,
     recording: Recording,
     inspect: Inspect | None,
+    ids: _Ids,
 ) -> None:
     """Start request i at start + i/rate whatever the answers do; each is its own task."""
     assert plan.rate is not None
@@ -143,7 +166,9 @@ async def _open_sender(
         # each timed from when it was due.
         now = time.perf_counter()
         while due <= now and due < stop_at:
-            task = asyncio.create_task(_request(session, plan.url, due, recording, inspect))
+            task = asyncio.create_task(
+                _request(session, plan.url, due, recording, inspect, next(ids))
+            )
             in_flight.add(task)
             task.add_done_callback(in_flight.discard)
             due += interval
@@ -157,9 +182,10 @@ async def _request(
     due: float,
     recording: Recording,
     inspect: Inspect | None,
+    headers: dict[str, str] | None,
 ) -> None:
     try:
-        async with session.get(url) as response:
+        async with session.get(url, headers=headers) as response:
             body = await response.read()
             status = response.status
     except TimeoutError:

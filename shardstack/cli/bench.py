@@ -18,7 +18,7 @@ import uvloop
 from shardstack.bench import tables
 from shardstack.bench.calibrate import calibrate as calibrate_stack
 from shardstack.bench.compare import compare as compare_variants
-from shardstack.bench.load import LoadPlan
+from shardstack.bench.load import DEFAULT_REQUEST_IDS, LoadPlan
 from shardstack.bench.measure import Measurement, measure
 from shardstack.bench.overload import MULTIPLES, OPEN_LOOP_CONNECTIONS
 from shardstack.bench.overload import overload as overload_variants
@@ -33,6 +33,7 @@ from shardstack.bench.variants import (
 )
 from shardstack.cli.options import LATENCY_MODELS, LatencyType, seconds, stack_options, stacked
 from shardstack.cli.progress import Progress
+from shardstack.common.request_id import checked_request_id
 from shardstack.common.validation import InvalidInput
 from shardstack.control.client import DEFAULT_GATEWAY, GATEWAY_ENV
 from shardstack.launcher.plan import Stack, StackConfig, plan
@@ -77,6 +78,15 @@ def bench() -> None:
     """
 
 
+def _request_id_prefix(_ctx: click.Context, _param: click.Parameter, value: str) -> str | None:
+    if value == "gateway":
+        return None
+    try:
+        return checked_request_id(value, "--request-ids")
+    except InvalidInput as exc:
+        raise click.BadParameter(str(exc).removeprefix("--request-ids: ")) from None
+
+
 def _load_options(rate: bool = True) -> Callable[[_F], _F]:
     """-c, -d, --warmup, --timeout, --json, and (unless the command sets rates) --rate."""
     options = [
@@ -115,6 +125,15 @@ def _load_options(rate: bool = True) -> Callable[[_F], _F]:
             "json_path",
             type=click.Path(dir_okay=False, path_type=Path),
             help="Also write the results, with latency CDFs, to this file.",
+        ),
+        click.option(
+            "--request-ids",
+            default=DEFAULT_REQUEST_IDS,
+            show_default=True,
+            callback=_request_id_prefix,
+            help="Send X-Request-Id PREFIX-0000001, PREFIX-0000002, ... in order, so runs "
+            "against shards of the same seed see the same shard decisions per request; "
+            "'gateway' lets the gateway make them.",
         ),
     ]
     if rate:
@@ -282,6 +301,7 @@ def _load_plan(target: str, options: dict[str, Any]) -> LoadPlan:
         options["duration"],
         options["warmup"],
         options["timeout"],
+        request_ids=options["request_ids"],
     )
 
 

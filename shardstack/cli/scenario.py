@@ -32,11 +32,12 @@ def check(file: Path, shard_count: int | None, gateway: str) -> None:
     """Validate FILE and print the timeline it resolves to (nothing is injected; with
     --shards no gateway is asked, else only its shard count, which needs no token)."""
     loaded = scenario.load(file)
+    zones = None
     if shard_count is None:
         with connect(gateway, None, admin=False) as client:
-            shard_count = _shard_count(client)
+            shard_count, zones = _topology(client)
     click.echo(f"{loaded.name}: seed {loaded.seed}, {shard_count} shards")
-    for step in scenario.plan(loaded, shard_count):
+    for step in scenario.plan(loaded, shard_count, zones):
         click.echo(f"[{step.at_s:8.2f}s] {step.describe()}")
 
 
@@ -49,7 +50,7 @@ def run(file: Path, keep: bool, gateway: str, token: str | None) -> None:
     """Run FILE's timeline; Ctrl-C stops it and removes what it injected."""
     loaded = scenario.load(file)
     with connect(gateway, token) as client:
-        steps = scenario.plan(loaded, _shard_count(client))
+        steps = scenario.plan(loaded, *_topology(client))
         total_s = max(step.at_s + step.fault.get("duration_s", 0.0) for step in steps)
         click.echo(f"{loaded.name}: {len(steps)} steps over {total_s:g}s, seed {loaded.seed}")
 
@@ -74,9 +75,10 @@ def run(file: Path, keep: bool, gateway: str, token: str | None) -> None:
         click.echo(f"done in {took_s:.1f}s")
 
 
-def _shard_count(client: GatewayClient) -> int:
+def _topology(client: GatewayClient) -> tuple[int, list[str | None] | None]:
+    """How many shards the gateway has, and their zones if it has any."""
     _, body = client.request("GET", "/readyz", accept=(503,))
-    return int(body["shards"])
+    return int(body["shards"]), body.get("zones")
 
 
 def _remove(client: GatewayClient, steps: list[scenario.PlannedStep]) -> None:

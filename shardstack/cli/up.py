@@ -53,7 +53,20 @@ from shardstack.launcher.prometheus import find_binary as find_prometheus
     "--seed",
     type=int,
     default=None,
-    help="RNG seed for every shard: the same seed replays the same delays.",
+    help="RNG seed for every shard: the same seed and request ids replay the same decisions.",
+)
+@click.option(
+    "--zones",
+    type=int,
+    default=None,
+    help="Failure domains: shard i in zone z{i mod N}, for zone:NAME selectors. "
+    "Default: GATEWAY_SHARD_ZONES, else none.",
+)
+@click.option(
+    "--decision-log",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="File every shard appends its decisions to, one JSON line per call (emptied at start).",
 )
 @click.option(
     "--log-dir",
@@ -99,6 +112,8 @@ def up(
     shard_latency: tuple[tuple[int, LatencyModel], ...],
     capacity: Capacity | Literal["unbounded"] | None,
     seed: int | None,
+    zones: int | None,
+    decision_log: Path | None,
     log_dir: Path | None,
     startup_timeout: float,
     allow_request_faults: bool,
@@ -129,6 +144,8 @@ def up(
             shard_latency=dict(shard_latency),
             capacity=capacity,
             seed=seed,
+            zones=zones,
+            decision_log=None if decision_log is None else decision_log.resolve(),
             allow_request_faults=allow_request_faults,
             prometheus=prometheus_binary,
             prometheus_port=prometheus_port,

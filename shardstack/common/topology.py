@@ -17,3 +17,17 @@ def local_shard_urls(
 ) -> tuple[str, ...]:
     """The URLs of shards 0..count-1 listening on host:base_port+i."""
     return tuple(f"http://{host}:{base_port + index}" for index in range(count))
+
+
+# A failure domain's name, as in `zone:NAME` selectors and SHARD_ZONE.
+ZONE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$"
+
+
+def zone_name(index: int) -> str:
+    return f"z{index}"
+
+
+def striped_zones(count: int, zone_count: int) -> tuple[str, ...]:
+    """Shard i in zone `z{i mod zone_count}`: neighbours in different failure domains, as
+    replicas are usually spread."""
+    return tuple(zone_name(index % zone_count) for index in range(count))

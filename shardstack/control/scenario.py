@@ -19,7 +19,7 @@ from __future__ import annotations
 import random
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -113,13 +113,16 @@ def load(path: Path) -> Scenario:
     return scenario
 
 
-def plan(scenario: Scenario, shard_count: int) -> list[PlannedStep]:
-    """Every step resolved: explicit shard ids, fault ids, durations; ordered by time."""
+def plan(
+    scenario: Scenario, shard_count: int, zones: Sequence[str | None] | None = None
+) -> list[PlannedStep]:
+    """Every step resolved: explicit shard ids, fault ids, durations; ordered by time.
+    `zones` (each shard's, by id) resolves `zone:NAME` selectors."""
     rng = random.Random(f"shardstack-scenario:{scenario.seed}")
     slug = re.sub(r"[^a-z0-9]+", "-", scenario.name.lower()).strip("-")[:40] or "scenario"
     planned = []
     for index, step in enumerate(scenario.steps):
-        shards = selected_ids_any(shard_count, step.shards, f"steps.{index}.shards", rng)
+        shards = selected_ids_any(shard_count, step.shards, f"steps.{index}.shards", rng, zones)
         fault = parse_fault(step.inject).compact()
         fault["id"] = f"{slug}-{index + 1}"
         if step.for_ is not None:

@@ -60,6 +60,10 @@ class StackConfig:
     # Every shard's capacity; None leaves SHARD_CAPACITY's, "unbounded" overrides it.
     capacity: Capacity | Literal["unbounded"] | None = None
     seed: int | None = None
+    # Shard i in zone z{i mod zones}; None leaves GATEWAY_SHARD_ZONES's, if any.
+    zones: int | None = None
+    # Where every shard appends its decisions (SHARD_DECISION_LOG).
+    decision_log: Path | None = None
     allow_request_faults: bool = False
     prometheus: Path | None = None  # the binary; None runs no Prometheus
     prometheus_port: int = topology.PROMETHEUS_PORT
@@ -112,6 +116,14 @@ def plan(config: StackConfig) -> Stack:
             raise InvalidInput.field(
                 "--shard-latency", f"no shard {shard_id}; ids are 0-{config.shards - 1}"
             )
+    if config.zones is not None and not 1 <= config.zones <= config.shards:
+        raise InvalidInput.field(
+            "--zones", f"{config.zones} is not between 1 and the {config.shards} shards"
+        )
+    if config.decision_log is not None and not config.decision_log.parent.is_dir():
+        raise InvalidInput.field(
+            "--decision-log", f"{config.decision_log.parent} is not a directory"
+        )
     if config.prometheus is not None and not os.access(config.prometheus, os.X_OK):
         raise InvalidInput.field("--prometheus", f"{config.prometheus} is not an executable file")
 
@@ -122,11 +134,23 @@ def plan(config: StackConfig) -> Stack:
         bind=f"{config.host}:{config.gateway_port}",
         workers=config.workers,
         allow_request_faults=config.allow_request_faults,
+        **(
+            {}
+            if config.zones is None
+            else {"shard_zones": topology.striped_zones(config.shards, config.zones)}
+        ),
     )
     configured = gateway_settings.admin_token
     token = new_token() if configured is None else configured.get_secret_value()
+    # The gateway's zones are the shards' too: one declaration, so /readyz agrees.
+    zones = gateway_settings.shard_zones
     shards = tuple(
-        _validated_shard(config, shard_id, gateway_settings.shard_admin_port_offset)
+        _validated_shard(
+            config,
+            shard_id,
+            gateway_settings.shard_admin_port_offset,
+            None if zones is None else zones[shard_id],
+        )
         for shard_id in range(config.shards)
     )
     gateway_url = f"http://{config.host}:{config.gateway_port}"
@@ -142,6 +166,7 @@ def plan(config: StackConfig) -> Stack:
                 bind=gateway_settings.bind,
                 workers=gateway_settings.workers,
                 allow_request_faults=gateway_settings.allow_request_faults,
+                shard_zones=",".join(zones or ()),
             ),
             ready_url=f"{gateway_url}/readyz",
             ports=((config.host, config.gateway_port),),
@@ -176,7 +201,7 @@ def _packs(shards: Sequence[ShardSettings], size: int) -> list[list[ShardSetting
     return packs
 
 
-_PLACE = {"id", "port", "admin_port", "pack"}
+_PLACE = {"id", "port", "admin_port", "pack", "zone"}
 
 
 def _same_but_place(first: ShardSettings, other: ShardSettings) -> bool:
@@ -202,6 +227,8 @@ def _shard_process(pack: Sequence[ShardSettings], token: str) -> ProcessSpec:
             latency=first.latency.spec(),
             capacity=capacity_spec(first.capacity),
             seed=first.seed,
+            zone=",".join(shard.zone for shard in pack if shard.zone is not None),
+            decision_log="" if first.decision_log is None else first.decision_log,
         ),
         # The last data port opens last.
         ready_url=f"http://{last.host}:{last.port}/healthz",
@@ -239,7 +266,9 @@ def _refuse_shared_ports(listeners: list[tuple[str, Sequence[tuple[str, int]]]])
             owners[address] = name
 
 
-def _validated_shard(config: StackConfig, shard_id: int, admin_port_offset: int) -> ShardSettings:
+def _validated_shard(
+    config: StackConfig, shard_id: int, admin_port_offset: int, zone: str | None
+) -> ShardSettings:
     port = config.shard_base_port + shard_id
     admin_port = port + admin_port_offset
     if not 1 <= admin_port <= 65535:
@@ -252,7 +281,10 @@ def _validated_shard(config: StackConfig, shard_id: int, admin_port_offset: int)
         "host": config.host,
         "port": port,
         "admin_port": admin_port,
+        "zone": zone,
     }
+    if config.decision_log is not None:
+        overrides["decision_log"] = config.decision_log
     latency = config.shard_latency.get(shard_id, config.latency)
     if latency is not None:
         overrides["latency"] = latency

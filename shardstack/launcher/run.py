@@ -38,6 +38,9 @@ async def run(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     raise_open_file_limit()
+    decision_log = stack.shards[0].decision_log if stack.shards else None
+    if decision_log is not None:
+        decision_log.write_bytes(b"")  # this run's decisions only; the shards append
     supervisor = Supervisor(log_dir)
     began = time.monotonic()
     try:

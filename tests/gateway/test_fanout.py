@@ -40,7 +40,7 @@ async def _fan_out(
         permits = Permits(semaphore_size, max_queued, permit_wait_s, metrics)
         fanout = FanOut(upstream, permits, 5.0, metrics)
         deadline = asyncio.get_running_loop().time() + timeout_s
-        results = await fanout.run(shard_table(settings.shard_urls), deadline)
+        results = await fanout.run(shard_table(settings.shard_urls), deadline, "fan-out-test")
     finally:
         await upstream.aclose()
     return [result.latency_ms for result in results], [result.status for result in results]
@@ -123,11 +123,11 @@ def test_a_request_that_would_wait_too_long_at_the_measured_rate_is_shed_at_once
             fanout = FanOut(upstream, Permits(1, 100, 0.7, metrics), 5.0, metrics)
             shards = shard_table(settings.shard_urls)
             deadline = asyncio.get_running_loop().time() + 5.0
-            first = asyncio.create_task(fanout.run(shards, deadline))
+            first = asyncio.create_task(fanout.run(shards, deadline, "fan-out-test"))
             await asyncio.sleep(DELAY_MS * 2.5 / 1000)  # two hand-offs measured
             started = time.perf_counter()
             with pytest.raises(Overloaded) as shed:
-                await fanout.run(shards, deadline)
+                await fanout.run(shards, deadline, "fan-out-test")
             shed_after = time.perf_counter() - started
             return [r.status for r in await first], shed.value.reason, shed_after
         finally:

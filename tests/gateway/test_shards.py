@@ -1,10 +1,14 @@
-"""The `shards` selector grammar."""
+"""The `shards` selector grammar, zones included, and k_of_n faults told their selection."""
 
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
-from gateway.shards import select, shard_table
+from gateway.settings import GatewaySettings
+from gateway.shards import Shard, select, shard_table, with_selection
+from shardstack.common.faults import parse_fault
+from shardstack.common.topology import striped_zones
 from shardstack.common.validation import InvalidInput
 
 SHARDS = shard_table([f"http://127.0.0.1:{9000 + i}" for i in range(10)])
@@ -47,3 +51,59 @@ def test_bad_selectors_are_refused(selector: str, reason: str) -> None:
 def test_shard_urls_are_derived_once() -> None:
     assert SHARDS[2].data_url == "http://127.0.0.1:9002/data"
     assert SHARDS[2].health_url == "http://127.0.0.1:9002/healthz"
+
+
+ZONED = shard_table([f"http://127.0.0.1:{9000 + i}" for i in range(10)], zones=striped_zones(10, 3))
+
+
+@pytest.mark.parametrize(
+    ("selector", "ids"),
+    [
+        ("zone:z1", [1, 4, 7]),
+        ("zone:z0,zone:z2", [0, 2, 3, 5, 6, 8, 9]),
+        ("zone:z2, 0", [0, 2, 5, 8]),
+    ],
+)
+def test_zone_selectors_name_the_zones_shards(selector: str, ids: list[int]) -> None:
+    assert [shard.id for shard in select(ZONED, selector)] == ids
+
+
+@pytest.mark.parametrize(
+    ("shards", "selector", "reason"),
+    [
+        (ZONED, "zone:z9", "no zone 'z9'; zones are z0, z1, z2"),
+        (ZONED, "zone:", "no zone ''"),
+        (SHARDS, "zone:z1", "this stack has no zones"),
+    ],
+)
+def test_unknown_zones_are_refused(shards: tuple[Shard, ...], selector: str, reason: str) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        select(shards, selector)
+    [error] = refused.value.errors
+    assert error.field == "shards", error
+    assert reason in error.reason, error
+
+
+def test_a_k_of_n_fault_learns_its_selection_and_k_past_it_is_refused() -> None:
+    targets = select(ZONED, "zone:z1")
+    fault = with_selection(parse_fault({"kind": "error", "k_of_n": 2}), targets)
+    assert fault.selection == (1, 4, 7)
+    with pytest.raises(InvalidInput, match="k_of_n: 4 is more than the 3 selected shards"):
+        with_selection(parse_fault({"kind": "error", "k_of_n": 4}), targets)
+    plain = parse_fault({"kind": "error"})
+    assert with_selection(plain, targets) is plain
+
+
+@pytest.mark.parametrize(
+    ("zones", "reason"),
+    [
+        ("z0,z1", "2 zones for 3 shard URLs"),
+        ("z0,z1,bad zone", "entry 2 ('bad zone') is not a zone name"),
+        ("z0,,z1", "entry 1 ('') is not a zone name"),
+    ],
+)
+def test_bad_gateway_zones_are_named(zones: str, reason: str) -> None:
+    urls = ",".join(f"http://127.0.0.1:{9000 + i}" for i in range(3))
+    with pytest.raises(ValidationError) as refused:
+        GatewaySettings(shard_urls=urls, shard_zones=zones)
+    assert reason in str(refused.value)

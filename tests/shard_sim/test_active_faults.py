@@ -54,7 +54,7 @@ def test_a_fault_expires_after_its_duration() -> None:
     assert table.seconds_to_next_change() == pytest.approx(0.1)
     clock.now += 0.1
     assert [entry["kind"] for entry in table.listing()] == ["reset"]
-    assert [active.fault.kind for active in table.firing()] == ["reset"]
+    assert [active.fault.kind for active, _ in table.firing()] == ["reset"]
     assert table.seconds_to_next_change() is None
 
 
@@ -70,7 +70,7 @@ def test_firing_faults_come_in_the_documented_order() -> None:
         {"kind": "down"},
     ]:
         table.add(parse_fault(spec))
-    order = [active.fault.kind for active in table.firing()]
+    order = [active.fault.kind for active, _ in table.firing()]
     assert order == ["latency", "error", "hang", "reset", "malformed", "slow_body"]
 
 

@@ -7,15 +7,21 @@ request the fault fires on.
 
 A kind that acts on the shard's data listener rather than on requests (`down`) sets
 `on_listener` and needs neither hook.
+
+Whether a fault fires on a request is decided shard by shard, unless it is correlated:
+`k_of_n` fires it on exactly k of the shards it was injected on (`selection`, which the
+gateway fills in), a different k on each request; `correlation` ties the shards'
+decisions together (0: each its own; 1: all fire or none). shard_sim/decisions.py draws
+them.
 """
 
 from __future__ import annotations
 
 import json
 import random
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Self
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
 from shardstack.common.faults.answer import Answer
 from shardstack.common.faults.schedule import Schedule
@@ -25,7 +31,20 @@ FaultId = Annotated[str, Field(pattern=FAULT_ID_PATTERN)]
 Probability = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 
 # Fields that say which fault and when, not what it does.
-COMMON_FIELDS = frozenset({"kind", "id", "probability", "duration_s", "period_s", "on_s"})
+COMMON_FIELDS = frozenset(
+    {
+        "kind",
+        "id",
+        "probability",
+        "duration_s",
+        "period_s",
+        "on_s",
+        "k_of_n",
+        "correlation",
+        "selection",
+    }
+)
+MAX_SELECTION = 10_000
 
 
 class Fault(Schedule):
@@ -43,6 +62,49 @@ class Fault(Schedule):
     kind: str
     id: FaultId | None = Field(None, description="name; generated when absent")
     probability: Probability = Field(1.0, description="chance the fault fires, per request")
+    k_of_n: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_SELECTION,
+        description="fires on exactly this many of the selected shards on each request "
+        "(probability: the chance a request is hit at all)",
+    )
+    correlation: Probability = Field(
+        0.0,
+        description="0: each shard decides alone; 1: all selected shards fire together",
+    )
+    selection: tuple[Annotated[int, Field(ge=0)], ...] | None = Field(
+        None,
+        max_length=MAX_SELECTION,
+        description="the shards k_of_n picks from; set by the gateway to the selected shards",
+    )
+
+    @model_validator(mode="after")
+    def _correlated(self) -> Self:
+        if self.on_listener and (self.k_of_n is not None or self.correlation):
+            raise ValueError(
+                f"k_of_n: {self.kind} acts on the listener, not per request; "
+                "k_of_n and correlation do not apply"
+            )
+        if self.k_of_n is not None and self.correlation:
+            raise ValueError(
+                "correlation: does not apply with k_of_n (its k shards are chosen together)"
+            )
+        if self.selection is not None:
+            if self.k_of_n is None:
+                raise ValueError("selection: only with k_of_n")
+            if len(set(self.selection)) != len(self.selection):
+                raise ValueError("selection: a shard appears twice")
+            if self.k_of_n > len(self.selection):
+                raise ValueError(
+                    f"k_of_n: {self.k_of_n} is more than the {len(self.selection)} selected shards"
+                )
+        return self
+
+    @property
+    def correlated(self) -> bool:
+        """Its decision on one request depends on the other shards' (needs a request id)."""
+        return self.k_of_n is not None or self.correlation > 0
 
     @classmethod
     def kind_name(cls) -> str:

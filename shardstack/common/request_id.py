@@ -1,0 +1,23 @@
+"""The request id that ties one aggregate's shard calls together, and the attempt number
+that tells a retry or a hedge from the first call: what a shard keys its decisions on."""
+
+from __future__ import annotations
+
+from shardstack.common.validation import InvalidInput
+
+REQUEST_ID_HEADER = "x-request-id"
+ATTEMPT_HEADER = "x-shardstack-attempt"
+MAX_REQUEST_ID_CHARS = 128
+
+
+def checked_request_id(value: str, field: str = REQUEST_ID_HEADER) -> str:
+    """`value` if it can be a request id: 1-128 characters, none of them a control
+    character; `InvalidInput` naming `field` otherwise."""
+    if not value:
+        raise InvalidInput.field(field, "must not be empty")
+    if len(value) > MAX_REQUEST_ID_CHARS:
+        raise InvalidInput.field(field, f"{len(value)} characters; at most {MAX_REQUEST_ID_CHARS}")
+    control = next((char for char in value if ord(char) < 0x20 or ord(char) == 0x7F), None)
+    if control is not None:
+        raise InvalidInput.field(field, f"holds a control character ({ord(control):#04x})")
+    return value

@@ -20,7 +20,7 @@ from shardstack.control.durations import format_duration, parse_duration
 \b
 Kinds: {", ".join(FAULT_KINDS)} (`shardstack fault kinds` lists their parameters);
 any of them flaps with period_s=S [on_s=S].
-SELECTOR: all, 3, 0,3,5-7, or random:K for K shards picked at random.
+SELECTOR: all, 3, 0,3,5-7, zone:NAME, or random:K for K shards picked at random.
 """
 )
 def fault() -> None:
@@ -133,7 +133,9 @@ def kinds() -> None:
             click.echo(f"    {field_name}  {field.description or ''} ({default})")
     click.echo(
         "every kind: probability (0..1, default 1), duration_s, id; "
-        "period_s and on_s (default half the period) switch it on and off"
+        "period_s and on_s (default half the period) switch it on and off; "
+        "per-request kinds: k_of_n (exactly K of the selected shards per request) "
+        "or correlation (0..1, ties the selected shards' rolls)"
     )
 
 

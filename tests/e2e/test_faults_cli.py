@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.stack import RunningStack, StartStack, default_sigint, get
+from tests.e2e.stack import RunningStack, StartStack, default_sigint
 from tests.support import SCHEDULING_MARGIN_S
 
 
@@ -31,9 +31,12 @@ def stack(start: StartStack) -> Iterator[RunningStack]:
     running.cli("fault", "clear")
 
 
-def _statuses(stack: RunningStack) -> dict[int, str]:
-    body = get(f"{stack.gateway_url}/api/aggregate").json()
-    return {entry["shard"]: entry["status"] for entry in body["shards"]}
+def _statuses(stack: RunningStack, request_id: str | None = None) -> dict[int, str]:
+    headers = {} if request_id is None else {"x-request-id": request_id}
+    answer = httpx.get(
+        f"{stack.gateway_url}/api/aggregate", headers=headers, timeout=30, trust_env=False
+    )
+    return {entry["shard"]: entry["status"] for entry in answer.json()["shards"]}
 
 
 def test_a_fault_session_with_the_token_up_saved(stack: RunningStack) -> None:
@@ -136,7 +139,8 @@ def test_a_seeded_scenario_replays_identically(stack: RunningStack, tmp_path: Pa
         assert result.returncode == 0, result.stderr
         started = min(first for first, _ in seen.values())
         moments = {key: (first - started, last - started) for key, (first, last) in seen.items()}
-        outcomes = [_statuses(stack) for _ in range(30)]
+        # The same request ids in both runs: the shards key every roll on them.
+        outcomes = [_statuses(stack, f"scenario-{index}") for index in range(30)]
         assert stack.cli("fault", "clear").returncode == 0
         return moments, outcomes
 
@@ -155,7 +159,7 @@ def test_a_seeded_scenario_replays_identically(stack: RunningStack, tmp_path: Pa
             if planned_out is not None:
                 assert abs(disappeared - planned_out) <= SCHEDULING_MARGIN_S, (fault, moments)
 
-    # Per request, the shards roll the same dice: each fault's RNG is seeded by its id.
+    # Per request, the shards roll the same dice: keyed by seed, request id and fault id.
     assert first_outcomes == again_outcomes
     errors = [shard for outcome in first_outcomes for shard, s in outcome.items() if s == "error"]
     assert {shard for shard, fault in first_moments if fault == "replay-check-1"} == set(errors)

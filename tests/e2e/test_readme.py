@@ -19,7 +19,9 @@ from tests.e2e.stack import RunningStack, StartStack
 README = Path(__file__).parents[2] / "README.md"
 SECTIONS = ("## A first session", "## Breaking shards on purpose")
 # The stack the README's sessions ran on, as the README says.
-SESSION_ARGS = ("--latency", "lognormal:5,40", "--seed", "1", "--shard-latency", "3=fixed:800")
+SESSION_ARGS = (
+    "--latency", "lognormal:5,40", "--seed", "1", "--shard-latency", "3=fixed:800", "--zones", "4"
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -48,8 +50,10 @@ def examples(readme: str) -> list[Example]:
 
 
 def _masked(text: str) -> str:
-    """Numbers, generated fault ids and lists of shard ids as placeholders; spaces as one."""
+    """Numbers, generated fault and request ids and lists of shard ids as placeholders;
+    spaces as one."""
     text = re.sub(r"\b([a-z_]+)-[0-9a-f]{6}\b", r"\1-ID", text)
+    text = re.sub(r'"request_id":"[0-9a-f]{16}"', '"request_id":"ID"', text)
     text = re.sub(r"\d+(\.\d+)?", "#", text)
     text = re.sub(r"#(,#)+", "#", text)
     return " ".join(text.split())
@@ -57,7 +61,10 @@ def _masked(text: str) -> str:
 
 def _json_shape(value: Any) -> Any:
     if isinstance(value, dict):
-        return {key: _json_shape(item) for key, item in value.items()}
+        # A generated request id differs on every run, as a number does.
+        return {
+            key: "#" if key == "request_id" else _json_shape(item) for key, item in value.items()
+        }
     if isinstance(value, list):
         return [_json_shape(item) for item in value]
     if isinstance(value, bool | str) or value is None:

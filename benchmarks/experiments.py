@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -207,3 +208,115 @@ def stack_memory(duration: str) -> dict[str, Any]:
             time.sleep(0.5)
         processes = 1 + len(root.children(recursive=True))
     return {"peak_pss": peak_pss, "peak_rss": peak_rss, "processes": processes}
+
+
+# Backends that behave like real ones (docs/benchmarks.md): each a scenario file played
+# against `shardstack up` while `shardstack bench run` loads it, under two gateway settings.
+SHARD_COUNT = 20
+_SHARD_ADMIN = "http://127.0.0.1:{port}/metrics"
+
+
+def _metric_sum(url: str, name: str) -> float:
+    """Every sample of `name` at `url`, summed over its label sets."""
+    text = httpx.get(url, timeout=5).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name) and line[len(name) : len(name) + 1] in (" ", "{")
+    )
+
+
+def _shards_sum(name: str) -> float:
+    return sum(
+        _metric_sum(_SHARD_ADMIN.format(port=10000 + shard), name) for shard in range(SHARD_COUNT)
+    )
+
+
+def _sample_queues(depths: list[float], stop: threading.Event) -> None:
+    """The shards' summed queue depth, once a second."""
+    while not stop.wait(1.0):
+        with contextlib.suppress(httpx.HTTPError):
+            depths.append(_shards_sum("shard_queue_depth"))
+
+
+_GATEWAY_COUNTERS = ("gateway_retries_sent_total", "gateway_hedges_sent_total")
+
+
+def under_scenario(
+    scenario: str, stack: tuple[str, ...], env: dict[str, str], load: tuple[str, ...],
+    query: str = "",
+) -> dict[str, Any]:  # fmt: skip
+    """`shardstack up STACK` with `env`, `scenario run scenarios/SCENARIO` playing, and
+    `shardstack bench run LOAD` on the aggregate route (with `query`) meanwhile."""
+    with _stack(*stack, env=env):
+        gateway_before = {
+            name: _metric_sum(f"{GATEWAY}/metrics", name) for name in _GATEWAY_COUNTERS
+        }
+        refused_before = _shards_sum("shard_capacity_refusals_total")
+        calls_before = _shards_sum("shard_requests_total")
+        play = subprocess.Popen(
+            [*SHARDSTACK, "scenario", "run", str(ROOT / "scenarios" / scenario)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        time.sleep(1.5)  # every step of the scenario in place
+        depths: list[float] = []
+        stop = threading.Event()
+        sampler = threading.Thread(target=_sample_queues, args=(depths, stop), daemon=True)
+        sampler.start()
+        try:
+            run = bench(_scratch(), "run", f"{GATEWAY}/api/aggregate{query}", *load)
+        finally:
+            stop.set()
+            sampler.join()
+            play.send_signal(signal.SIGINT)  # stops it and removes what it injected
+            play.wait(timeout=60)
+        gateway_after = {
+            name: _metric_sum(f"{GATEWAY}/metrics", name) for name in _GATEWAY_COUNTERS
+        }
+        refused = _shards_sum("shard_capacity_refusals_total") - refused_before
+        calls = _shards_sum("shard_requests_total") - calls_before
+    result = run["results"]["gateway"]
+    sent = {name: gateway_after[name] - gateway_before[name] for name in _GATEWAY_COUNTERS}
+    return {
+        "command": run["command"], "result": result,
+        "retries": sent["gateway_retries_sent_total"],
+        "hedges": sent["gateway_hedges_sent_total"],
+        "refused": refused, "shard_calls": calls,
+        "queue_depth_mean": sum(depths) / len(depths) if depths else 0.0,
+        "queue_depth_max": max(depths, default=0.0),
+        # No warm-up (the loads below set none), so the shards' counters and the load
+        # count the same requests.
+        "shard_calls_per_request": calls / result["sent"] if result["sent"] else None,
+    }  # fmt: skip
+
+
+def backends(duration: str) -> dict[str, Any]:
+    """Finite capacity against the semaphore, a retry storm, a lost zone: each under two
+    gateway settings, the same load and the same scenario."""
+    no_breakers = {"GATEWAY_BREAKER_FAILURES": "0"}
+    # Service 50 ms, 150 ms once the scenario slows every shard: 20 shards x 2 workers
+    # then serve 13 aggregates/s, and the load asks for 20.
+    capacity_stack = ("--workers", "1", "--latency", "fixed:50",
+                      "--capacity", "workers=2,queue=4,overflow=503")  # fmt: skip
+    over = ("--rate", "20", "-c", "64", "-d", duration, "--warmup", "0s")
+    capacity = {
+        label: under_scenario("capacity-slowdown.yaml", capacity_stack,
+                              {**no_breakers, "GATEWAY_SEMAPHORE_SIZE": str(size)}, over)
+        for label, size in (("40", 40), ("400", 400))
+    }  # fmt: skip
+    brownout_stack = ("--workers", "1", "--zones", "4", "--latency", "lognormal:5,40",
+                      "--capacity", "workers=4,queue=8,overflow=503")  # fmt: skip
+    steady = ("--rate", "40", "-c", "64", "-d", duration, "--warmup", "0s")
+    storm = {
+        label: under_scenario("zone-brownout.yaml", brownout_stack,
+                              {**no_breakers, "GATEWAY_HEDGE": "true",
+                               "GATEWAY_RETRY_BUDGET": budget, "GATEWAY_HEDGE_BUDGET": budget},
+                              steady)
+        for label, budget in (("unbudgeted", "1"), ("budgeted", "0.1"))
+    }  # fmt: skip
+    loss_stack = ("--workers", "1", "--zones", "4", "--latency", "lognormal:5,40")
+    loss = {
+        label: under_scenario("zone-loss.yaml", loss_stack, {}, steady, query)
+        for label, query in (("min_ok=1", ""), ("min_ok=16", "?min_ok=16"))
+    }  # fmt: skip
+    return {"capacity": capacity, "storm": storm, "loss": loss}

@@ -84,6 +84,7 @@ def page(
     memory: dict[str, Any],
     overload: dict[str, Any],
     connections: dict[str, Any],
+    backends: dict[str, Any],
     took_s: float,
     quick: bool,
 ) -> str:
@@ -160,6 +161,7 @@ def page(
         floor_cpu=f"{floor['cpu_ms_per_answer']:.2f}",
         **_overload_figures(overload),
         **_connection_figures(connections),
+        **_backend_figures(backends),
     )
 
 
@@ -388,6 +390,88 @@ def _os_name() -> str:
             if line.startswith("PRETTY_NAME="):
                 return line.partition("=")[2].strip('"')
     return platform.system()
+
+
+def _outcomes(result: dict[str, Any]) -> dict[str, int]:
+    """Aggregates by what the client got: complete, partial, failed (502), shed (503),
+    and no answer (a timeout or a broken connection)."""
+    errors = result["errors"]
+    http = {kind: n for kind, n in errors.items() if kind.startswith("HTTP ")}
+    partial = errors.get("partial", 0)
+    return {
+        "complete": result["answers"] - sum(http.values()) - partial,
+        "partial": partial,
+        "failed": http.get("HTTP 502", 0),
+        "shed": http.get("HTTP 503", 0),
+        "unanswered": sum(
+            n for kind, n in errors.items() if kind not in http and kind != "partial"
+        ),
+    }
+
+
+def _backend_row(label: str, run: dict[str, Any]) -> str:
+    result = run["result"]
+    latency = result["latency_ms"]
+    outcomes = _outcomes(result)
+    calls = run["shard_calls_per_request"]
+    return (
+        f"| {label} | {result['answers'] / result['duration_s']:.1f} | {outcomes['complete']} | "
+        f"{outcomes['partial']} | {outcomes['failed']} | {outcomes['shed']} | "
+        f"{outcomes['unanswered']} | {latency['50.0']:.0f} | {latency['99.0']:.0f} | "
+        f"{run['queue_depth_mean']:.1f} / {run['queue_depth_max']:.0f} | "
+        f"{run['refused']:.0f} | {run['retries']:.0f} | {run['hedges']:.0f} | "
+        f"{'-' if calls is None else f'{calls:.1f}'} |"
+    )
+
+
+_BACKEND_HEADER = (
+    "| gateway | answers/s | complete | partial | failed 502 | shed 503 | no answer | "
+    "p50 ms | p99 ms | shard queue mean / max | shard refusals | retries | hedges | "
+    "shard calls per request |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+)
+
+
+def _backend_table(runs: dict[str, Any], labels: dict[str, str]) -> str:
+    rows = [_backend_row(labels[key], run) for key, run in runs.items()]
+    return "\n".join([_BACKEND_HEADER, *rows])
+
+
+def _p99(run: dict[str, Any]) -> float:
+    return float(run["result"]["latency_ms"]["99.0"])
+
+
+def _backend_figures(backends: dict[str, Any]) -> dict[str, str]:
+    capacity, storm, loss = backends["capacity"], backends["storm"], backends["loss"]
+    sized, large = capacity["40"], capacity["400"]
+    unbudgeted, budgeted = storm["unbudgeted"], storm["budgeted"]
+    lenient, strict = loss["min_ok=1"], loss["min_ok=16"]
+
+    def more_or_fewer(a: float, b: float) -> str:
+        return "more" if a > b else "fewer" if a < b else "as many"
+
+    return {
+        "capacity_command": sized["command"],
+        "capacity_table": _backend_table(
+            capacity, {"40": "semaphore 40 (the shards' capacity)", "400": "semaphore 400 (10 x)"}
+        ),
+        "capacity_p99_ratio": f"{_p99(large) / _p99(sized):.1f}",
+        "capacity_refused": f"{large['refused']:.0f}",
+        "capacity_sized_refused": f"{sized['refused']:.0f}",
+        "capacity_refusal_words": more_or_fewer(large["refused"], sized["refused"]),
+        "storm_command": unbudgeted["command"],
+        "storm_table": _backend_table(
+            storm, {"unbudgeted": "retries and hedges unbudgeted", "budgeted": "budgets of 10 %"}
+        ),
+        "storm_calls": f"{unbudgeted['shard_calls_per_request']:.1f}",
+        "storm_budgeted_calls": f"{budgeted['shard_calls_per_request']:.1f}",
+        "storm_refusal_words": more_or_fewer(unbudgeted["refused"], budgeted["refused"]),
+        "loss_command": lenient["command"],
+        "loss_table": _backend_table(
+            loss, {"min_ok=1": "min_ok=1 (default)", "min_ok=16": "min_ok=16"}
+        ),
+        "loss_partial": f"{_outcomes(lenient['result'])['partial']}",
+        "loss_failed": f"{_outcomes(strict['result'])['failed']}",
+    }
 
 
 _TEMPLATE = (Path(__file__).with_name("page_template.md")).read_text()

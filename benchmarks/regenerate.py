@@ -66,11 +66,12 @@ def measure(quick: bool) -> dict[str, object]:
     overload = bench(work / "overload.json", "overload", "--workers", "2", "-c", "24",
                      "-d", "15s" if not quick else "5s")  # fmt: skip
     connections = experiments.connections(10_000 if not quick else 2_000)
+    backends = experiments.backends("10s" if quick else "20s")
 
     results: dict[str, object] = {
         "shard": shard, "compare": compare, "tails": tails, "generator": generator,
         "half": half, "calibration": calibration, "memory": memory, "overload": overload,
-        "connections": connections,
+        "connections": connections, "backends": backends,
         "took_s": time.monotonic() - started, "quick": quick,
     }  # fmt: skip
     saved = work / "results.json"

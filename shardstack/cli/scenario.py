@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from shardstack.cli.options import connect, gateway_option, token_option
+from shardstack.common.topology import striped_zones
 from shardstack.control import scenario
 from shardstack.control.client import GatewayClient
 
@@ -27,12 +28,24 @@ def scenario_group() -> None:
     default=None,
     help="Plan for this many shards without asking a gateway.",
 )
+@click.option(
+    "--zones",
+    "zone_count",
+    type=click.IntRange(1, 10000),
+    default=None,
+    help="With --shards: shard i in zone z{i mod N}, as `shardstack up --zones N` places them.",
+)
 @gateway_option
-def check(file: Path, shard_count: int | None, gateway: str) -> None:
+def check(file: Path, shard_count: int | None, zone_count: int | None, gateway: str) -> None:
     """Validate FILE and print the timeline it resolves to (nothing is injected; with
-    --shards no gateway is asked, else only its shard count, which needs no token)."""
+    --shards no gateway is asked, else only its shard count and zones, which need no
+    token)."""
     loaded = scenario.load(file)
-    zones = None
+    if zone_count is not None and shard_count is None:
+        raise click.UsageError(
+            "--zones plans for --shards; without it the gateway's zones are used"
+        )
+    zones = None if zone_count is None else list(striped_zones(shard_count or 0, zone_count))
     if shard_count is None:
         with connect(gateway, None, admin=False) as client:
             shard_count, zones = _topology(client)

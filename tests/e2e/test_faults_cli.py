@@ -186,7 +186,18 @@ def test_shipped_scenarios_are_valid() -> None:
     assert len(scenarios) >= 3
     for path in scenarios:
         result = subprocess.run(
-            [sys.executable, "-m", "shardstack", "scenario", "check", str(path), "--shards", "20"],
+            [
+                sys.executable,
+                "-m",
+                "shardstack",
+                "scenario",
+                "check",
+                str(path),
+                "--shards",
+                "20",
+                "--zones",
+                "4",
+            ],
             capture_output=True,
             text=True,
             check=False,

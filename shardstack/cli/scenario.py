@@ -45,7 +45,9 @@ def check(file: Path, shard_count: int | None, zone_count: int | None, gateway: 
         raise click.UsageError(
             "--zones plans for --shards; without it the gateway's zones are used"
         )
-    zones = None if zone_count is None else list(striped_zones(shard_count or 0, zone_count))
+    zones: list[str | None] | None = None
+    if zone_count is not None:
+        zones = list(striped_zones(shard_count or 0, zone_count))
     if shard_count is None:
         with connect(gateway, None, admin=False) as client:
             shard_count, zones = _topology(client)

@@ -12,7 +12,9 @@ from fastapi.exceptions import RequestValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.admission import Admission, AdmissionLayer
 from gateway.breaker import Breakers
+from gateway.cpu_limit import CpuLimit
 from gateway.fanout import FanOut
 from gateway.hedging import Hedging
 from gateway.metrics import GatewayMetrics, sample_pool
@@ -53,16 +55,34 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         )
         metrics.pool_max_connections.set(upstream.max_connections)
         admin = ShardAdmin(token)
-        sampler = asyncio.create_task(
-            sample_pool(upstream, metrics, settings.pool_sample_ms / 1000.0)
-        )
+        tasks = [
+            asyncio.create_task(sample_pool(upstream, metrics, settings.pool_sample_ms / 1000.0))
+        ]
         try:
-            fanout = _fanout(settings, shards, upstream, metrics)
+            permits = Permits(
+                settings.semaphore_size,
+                settings.max_queued_calls,
+                settings.permit_wait_ms / 1000.0,
+                metrics,
+            )
+            fanout = _fanout(settings, shards, upstream, permits, metrics)
+            cpu = None
+            if settings.loop_lag_target_ms:
+                cpu = CpuLimit(
+                    settings.max_aggregates_in_flight, settings.loop_lag_target_ms / 1000, metrics
+                )
+                tasks.append(asyncio.create_task(cpu.run()))
+            admission = Admission(
+                settings.max_aggregates_in_flight, permits, len(shards), metrics, cpu
+            )
             yield {
-                "gateway": GatewayState(settings, shards, upstream, fanout, admin, token, metrics)
+                "gateway": GatewayState(
+                    settings, shards, upstream, fanout, admission, admin, token, metrics
+                )
             }
         finally:
-            await cancel_and_wait(sampler)
+            for task in tasks:
+                await cancel_and_wait(task)
             await admin.aclose()
             await upstream.aclose()
 
@@ -83,6 +103,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(faults.router)
     app.include_router(exposition.router)
+    app.add_middleware(AdmissionLayer)
     return app
 
 
@@ -90,11 +111,10 @@ def _fanout(
     settings: GatewaySettings,
     shards: tuple[Shard, ...],
     upstream: UpstreamClient,
+    permits: Permits,
     metrics: GatewayMetrics,
 ) -> FanOut:
     shard_ids = [shard.id for shard in shards]
-    permit_wait_s = settings.permit_wait_ms / 1000.0
-    permits = Permits(settings.semaphore_size, settings.max_queued_calls, permit_wait_s, metrics)
     hedging = None
     if settings.hedge:
         hedging = Hedging(shard_ids, settings.hedge_quantile, settings.hedge_budget, metrics)

@@ -36,6 +36,11 @@ workers = _settings.workers
 timeout = _settings.worker_timeout_s
 graceful_timeout = _settings.graceful_timeout_s
 keepalive = _settings.keepalive_s
+backlog = _settings.backlog
+# Each worker binds its own SO_REUSEPORT socket (gunicorn then opens none in the master),
+# so the kernel spreads new connections evenly; one shared socket goes to whichever worker
+# wakes first, and under load that is the least busy only by chance.
+reuse_port = _settings.reuse_port
 loglevel = _settings.log_level
 errorlog = "-"
 accesslog = None

@@ -134,6 +134,30 @@ class GatewayMetrics:
             registry=self.registry,
         )
         self.shed = {reason: shed.labels(reason.value) for reason in ShedReason}
+        self.admission_limit = gauge(
+            "gateway_admission_limit",
+            "Aggregates the workers would admit at once now: GATEWAY_MAX_AGGREGATES_IN_FLIGHT, "
+            "lowered while a worker's event loop lags.",
+        )
+        self.event_loop_lag = Gauge(
+            "gateway_event_loop_lag_seconds",
+            "How late a worker's event loop runs a timer, mean over the last 100 ms "
+            "(the most lagging worker).",
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
+        refused_connections = Counter(
+            "gateway_refused_connections",
+            "Client connections cut before a request reached the app: past "
+            "GATEWAY_MAX_CONNECTIONS (max_connections) or slower than "
+            "GATEWAY_HEADER_TIMEOUT_S to send a request's head (header_timeout).",
+            ("reason",),
+            registry=self.registry,
+        )
+        self.refused_connections = {
+            reason: refused_connections.labels(reason)
+            for reason in ("max_connections", "header_timeout")
+        }
 
         shard_requests = Counter(
             "gateway_shard_requests",
@@ -196,7 +220,7 @@ class GatewayMetrics:
             status: aggregate_duration.labels(status.value) for status in AggregateStatus
         }
         self.aggregates_in_flight = gauge(
-            "gateway_aggregates_in_flight", "Aggregates being fanned out now."
+            "gateway_aggregates_in_flight", "Aggregates admitted and not yet answered."
         )
 
     def shard_call(self, shard: int, outcome: ShardOutcome, seconds: float) -> None:

@@ -8,6 +8,8 @@ RETRY_AFTER_S = 1
 
 
 class ShedReason(StrEnum):
+    IN_FLIGHT = "in_flight"  # the worker already has GATEWAY_MAX_AGGREGATES_IN_FLIGHT
+    CPU = "cpu"  # its event loop lags: the adaptive limit (gateway/cpu_limit.py) is reached
     QUEUE_FULL = "queue_full"  # its calls would take the permit queue past its depth
     QUEUE_WAIT = "queue_wait"  # at the rate permits free up, its calls would wait too long
     PERMIT_WAIT = "permit_wait"  # a call waited for a permit longer than allowed
@@ -22,6 +24,10 @@ class Overloaded(Exception):
 
 
 _EXPLAINED = {
+    ShedReason.IN_FLIGHT: "over capacity: this worker has GATEWAY_MAX_AGGREGATES_IN_FLIGHT "
+    "aggregates in progress; retry later",
+    ShedReason.CPU: "over capacity: this worker's CPU is the limit (its event loop lags "
+    "past GATEWAY_LOOP_LAG_TARGET_MS); retry later",
     ShedReason.QUEUE_FULL: "over capacity: its shard calls would queue past "
     "GATEWAY_MAX_QUEUED_CALLS; retry later",
     ShedReason.QUEUE_WAIT: "over capacity: at the rate permits free up, its shard calls "

@@ -49,20 +49,25 @@ class Permits:
         self._wait = metrics.semaphore_wait
         metrics.semaphore_capacity.set(capacity)
 
+    def refusal(self, calls: int) -> ShedReason | None:
+        """Why a request of `calls` calls would be shed now, or None if it is admitted."""
+        free = 0 if self._queued else self._capacity - self._held
+        would_queue = calls - free
+        if would_queue <= 0:
+            return None
+        if self._queued + would_queue > self._max_queued:
+            return ShedReason.QUEUE_FULL
+        interval = self._handoff_interval_s
+        if interval is not None and (self._queued + would_queue) * interval > self._admit_wait_s:
+            return ShedReason.QUEUE_WAIT
+        return None
+
     def admit(self, calls: int) -> float:
         """Admit a request of `calls` calls, or raise `Overloaded`. Return when its calls
         give up waiting for a permit, on the loop's clock."""
-        free = 0 if self._queued else self._capacity - self._held
-        would_queue = calls - free
-        if would_queue > 0:
-            if self._queued + would_queue > self._max_queued:
-                raise Overloaded(ShedReason.QUEUE_FULL)
-            interval = self._handoff_interval_s
-            if (
-                interval is not None
-                and (self._queued + would_queue) * interval > self._admit_wait_s
-            ):
-                raise Overloaded(ShedReason.QUEUE_WAIT)
+        reason = self.refusal(calls)
+        if reason is not None:
+            raise Overloaded(reason)
         return asyncio.get_running_loop().time() + self._max_wait_s
 
     async def acquire(self, give_up_at: float | None) -> None:

@@ -7,6 +7,7 @@ master), so a bad value stops the gateway before any worker forks.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Annotated, Literal, Self
 
 from pydantic import (
@@ -142,6 +143,53 @@ class GatewaySettings(BaseSettings):
     keepalive_s: int = Field(
         5, ge=0, le=3600, description="client keep-alive on the gateway's own port"
     )
+    max_aggregates_in_flight: int = Field(
+        64,
+        ge=1,
+        le=1_000_000,
+        description="aggregates in progress per worker; past it a new one is answered 503 "
+        "before the app reads it",
+    )
+    loop_lag_target_ms: float = Field(
+        10.0,
+        ge=0,
+        le=10_000,
+        description="a worker whose event loop lags more than this (mean over 100 ms) admits "
+        "fewer aggregates at once, and more again when it lags less than half; 0: a fixed "
+        "cap of GATEWAY_MAX_AGGREGATES_IN_FLIGHT",
+    )
+    refusal_pause_max_ms: int = Field(
+        200,
+        ge=0,
+        le=60_000,
+        description="after a 503 at the door, a connection's next request is read no sooner "
+        "than 5 ms later, doubling with each refusal in a row up to this; 0: at once",
+    )
+    max_connections: int = Field(
+        16_384,
+        ge=1,
+        le=1_000_000,
+        description="client connections per worker; past it a new one is answered 503 and closed",
+    )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="a request's line and headers must arrive within this of its first byte "
+        "(or of the connection); a slower client is answered 408 and cut",
+    )
+    backlog: int = Field(
+        1024,
+        ge=1,
+        le=1_000_000,
+        description="listen backlog: connections the kernel queues before a worker accepts "
+        "them; at most net.core.somaxconn",
+    )
+    reuse_port: bool = Field(
+        True,
+        description="each worker listens on its own SO_REUSEPORT socket, so the kernel "
+        "spreads connections evenly over the workers",
+    )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
 
     @field_validator("shard_urls", mode="before")
@@ -186,4 +234,32 @@ class GatewaySettings(BaseSettings):
             )
         return self
 
+    @field_validator("backlog")
+    @classmethod
+    def _within_somaxconn(cls, value: int) -> int:
+        limit = somaxconn()
+        if limit is not None and value > limit:
+            raise ValueError(
+                f"{value} is more than net.core.somaxconn ({limit}), to which the kernel "
+                "would cut it; lower it or raise the sysctl"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _reuse_port_needs_tcp(self) -> Self:
+        if self.reuse_port and self.bind.startswith(("unix:", "fd://")):
+            raise ValueError(
+                f"reuse_port: {self.bind!r} is not a TCP address; SO_REUSEPORT needs one "
+                "(set GATEWAY_REUSE_PORT=false)"
+            )
+        return self
+
     _max_covers_default = not_below("max_timeout_ms", "default_timeout_ms")
+
+
+def somaxconn() -> int | None:
+    """The kernel's cap on a listen backlog, or None where it cannot be read."""
+    try:
+        return int(Path("/proc/sys/net/core/somaxconn").read_text())
+    except (OSError, ValueError):
+        return None

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from pydantic import SecretStr
 
+from gateway.admission import Admission
 from gateway.fanout import FanOut
 from gateway.metrics import GatewayMetrics
 from gateway.settings import GatewaySettings
@@ -22,12 +23,15 @@ class GatewayState:
     shards: tuple[Shard, ...]
     upstream: UpstreamClient
     fanout: FanOut
+    admission: Admission
     admin: ShardAdmin
     admin_token: SecretStr
     metrics: GatewayMetrics
 
 
-def _gateway_state(request: Request) -> GatewayState:
+# Async, so FastAPI calls it in the event loop: a plain `def` dependency is run in its
+# thread pool, a hop through a worker thread on every request.
+async def _gateway_state(request: Request) -> GatewayState:
     state: GatewayState = request.state.gateway
     return state
 

@@ -95,18 +95,13 @@ async def aggregate(
             )
         headers = shard_headers(x_shardstack_fault, gateway.shards, gateway.admin_token)
 
-    in_flight = gateway.metrics.aggregates_in_flight
-    in_flight.inc()
     try:
         results = await gateway.fanout.run(selected, deadline, request_id, headers)
     except Overloaded as shed:
-        gateway.metrics.shed[shed.reason].inc()
-        gateway.metrics.aggregate(AggregateStatus.SHED, time.perf_counter() - started)
+        gateway.admission.shed(shed.reason, started)
         return problem_response(
             503, str(shed), headers={"Retry-After": str(RETRY_AFTER_S), **echoed}
         )
-    finally:
-        in_flight.dec()
 
     status = aggregate_status(results, query.min_ok)
     gateway.metrics.aggregate(status, time.perf_counter() - started)

@@ -24,7 +24,7 @@ from shardstack.common.request_body import read_json_body
 from shardstack.common.validation import InvalidInput
 
 
-def _require_admin(request: Request, gateway: Gateway) -> None:
+async def _require_admin(request: Request, gateway: Gateway) -> None:
     require_bearer(request.headers.get("authorization"), gateway.admin_token)
 
 

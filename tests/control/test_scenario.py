@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from shardstack.common.topology import striped_zones
 from shardstack.common.validation import InvalidInput
 from shardstack.control import scenario
 
@@ -23,7 +24,8 @@ def test_every_shipped_scenario_loads_and_plans(tmp_path: Path) -> None:
     files = sorted((ROOT / "scenarios").glob("*.yaml"))
     assert files
     for path in files:
-        steps = scenario.plan(scenario.load(path), 20)
+        # The zone scenarios need zones: as `shardstack up --zones 4` places them.
+        steps = scenario.plan(scenario.load(path), 20, striped_zones(20, 4))
         assert steps
         assert all(0 <= shard < 20 for step in steps for shard in step.shards)
 

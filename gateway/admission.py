@@ -10,7 +10,9 @@ or pipelined behind another). The shard-call permits then admit or shed its call
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.cpu_limit import CpuLimit
@@ -77,6 +79,14 @@ class Admission:
         self._metrics.aggregate(AggregateStatus.SHED, time.perf_counter() - started)
 
 
+def shed_response(shed: Overloaded, headers: Mapping[str, str] | None = None) -> Response:
+    """The 503 of a shed aggregate, wherever the app sheds it (the front door writes the
+    same answer as bytes)."""
+    return problem_response(
+        503, str(shed), headers={"Retry-After": str(RETRY_AFTER_S), **(headers or {})}
+    )
+
+
 class AdmissionLayer:
     """ASGI middleware: counts each aggregate in flight from admission to answer, and
     admits those the front door did not."""
@@ -95,10 +105,7 @@ class AdmissionLayer:
             reason = admission.refusal(None)
             if reason is not None:
                 admission.shed(reason, started)
-                response = problem_response(
-                    503, str(Overloaded(reason)), headers={"Retry-After": str(RETRY_AFTER_S)}
-                )
-                await response(scope, receive, send)
+                await shed_response(Overloaded(reason))(scope, receive, send)
                 return
             admission.enter()
         try:

@@ -20,8 +20,7 @@ from typing import TYPE_CHECKING
 
 from gateway.admission import ADMITTED, AGGREGATE_PATH, Admission
 from gateway.overload import RETRY_AFTER_S, Overloaded, ShedReason
-from shardstack.common.http_protocol import HeadLimitedProtocol
-from shardstack.common.problem import PROBLEM_MEDIA_TYPE, problem_body
+from shardstack.common.http_protocol import HeadLimitedProtocol, closing, problem_answer
 from shardstack.common.request_id import REQUEST_ID_HEADER, checked_request_id
 from shardstack.common.validation import InvalidInput
 
@@ -36,40 +35,22 @@ _FIRST_PAUSE_MS = 5
 _MAX_UNREAD_BYTES = 1 << 20
 
 
-def _built(status: bytes, detail: str, headers: bytes = b"") -> tuple[bytes, bytes]:
-    """A problem answer's head (without its blank line, so the connection's own headers
-    can follow) and body, built once."""
-    body = problem_body(int(status.split(b" ", 1)[0]), detail)
-    head = (
-        b"HTTP/1.1 " + status + b"\r\n"
-        b"content-type: " + PROBLEM_MEDIA_TYPE.encode() + b"\r\n"
-        b"content-length: " + str(len(body)).encode() + b"\r\n" + headers
-    )
-    return head, body
-
-
 _RETRY_AFTER = b"retry-after: " + str(RETRY_AFTER_S).encode() + b"\r\n"
 _SHED = {
-    reason: _built(b"503 Service Unavailable", str(Overloaded(reason)), _RETRY_AFTER)
-    for reason in ShedReason
+    reason: problem_answer(503, str(Overloaded(reason)), _RETRY_AFTER) for reason in ShedReason
 }
 
 
-def _closing(answer: tuple[bytes, bytes]) -> bytes:
-    head, body = answer
-    return head + b"connection: close\r\n\r\n" + body
-
-
-_TOO_MANY_CONNECTIONS = _closing(
-    _built(
-        b"503 Service Unavailable",
+_TOO_MANY_CONNECTIONS = closing(
+    problem_answer(
+        503,
         "over capacity: this worker holds GATEWAY_MAX_CONNECTIONS client connections; retry later",
         _RETRY_AFTER,
     )
 )
-_HEADER_TIMEOUT = _closing(
-    _built(
-        b"408 Request Timeout",
+_HEADER_TIMEOUT = closing(
+    problem_answer(
+        408,
         "the request's line and headers did not arrive within GATEWAY_HEADER_TIMEOUT_S",
     )
 )

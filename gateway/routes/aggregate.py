@@ -13,12 +13,12 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
-from gateway.overload import RETRY_AFTER_S, Overloaded
+from gateway.admission import shed_response
+from gateway.overload import Overloaded
 from gateway.request_faults import shard_headers
 from gateway.results import AggregateStatus, ShardOutcome, aggregate_status
 from gateway.shards import select
 from gateway.state import Gateway
-from shardstack.common.problem import problem_response
 from shardstack.common.request_id import MAX_REQUEST_ID_CHARS, checked_request_id
 from shardstack.common.validation import InvalidInput
 
@@ -99,9 +99,7 @@ async def aggregate(
         results = await gateway.fanout.run(selected, deadline, request_id, headers)
     except Overloaded as shed:
         gateway.admission.shed(shed.reason, started)
-        return problem_response(
-            503, str(shed), headers={"Retry-After": str(RETRY_AFTER_S), **echoed}
-        )
+        return shed_response(shed, echoed)
 
     status = aggregate_status(results, query.min_ok)
     gateway.metrics.aggregate(status, time.perf_counter() - started)

@@ -8,6 +8,8 @@ the shards serve through this class.
 
 from __future__ import annotations
 
+from http import HTTPStatus
+
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from shardstack.common.problem import PROBLEM_MEDIA_TYPE, problem_body
@@ -17,6 +19,27 @@ MAX_HEAD_BYTES = 16 * 1024
 # buffer, counted coarsely by what arrives while a head is incomplete.
 MAX_BUFFERED_HEAD_BYTES = 4 * MAX_HEAD_BYTES
 HEAD_TOO_LARGE = f"request line and headers are larger than {MAX_HEAD_BYTES} bytes"
+
+
+def problem_answer(status: int, detail: str, headers: bytes = b"") -> tuple[bytes, bytes]:
+    """A problem answer written by a protocol itself, built once: its head up to its
+    `headers` (no blank line yet, so a connection's own headers can follow) and its body."""
+    body = problem_body(status, detail)
+    head = (
+        b"HTTP/1.1 %d %s\r\n" % (status, HTTPStatus(status).phrase.encode())
+        + b"content-type: " + PROBLEM_MEDIA_TYPE.encode() + b"\r\n"
+        + b"content-length: %d\r\n" % len(body) + headers
+    )  # fmt: skip
+    return head, body
+
+
+def closing(answer: tuple[bytes, bytes]) -> bytes:
+    """A `problem_answer` whose connection then closes, as bytes to write."""
+    head, body = answer
+    return head + b"connection: close\r\n\r\n" + body
+
+
+_HEAD_TOO_LARGE_ANSWER = closing(problem_answer(431, HEAD_TOO_LARGE))
 
 
 class _HeadTooLarge(Exception):
@@ -68,11 +91,5 @@ class HeadLimitedProtocol(HttpToolsProtocol):
 
     def _refuse_head(self) -> None:
         self.logger.warning("request head over %d bytes refused", MAX_HEAD_BYTES)
-        body = problem_body(431, HEAD_TOO_LARGE)
-        self.transport.write(
-            b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
-            b"content-type: " + PROBLEM_MEDIA_TYPE.encode() + b"\r\n"
-            b"content-length: " + str(len(body)).encode() + b"\r\n"
-            b"connection: close\r\n\r\n" + body
-        )
+        self.transport.write(_HEAD_TOO_LARGE_ANSWER)
         self.transport.close()

@@ -135,9 +135,10 @@ def test_remove_and_list_any_id_or_selector(
     gateway: TestClient, fault_id: str, selector: str | None
 ) -> None:
     params = {} if selector is None else {"shards": selector}
-    removed = gateway.delete(
-        f"/admin/faults/{quote(fault_id, safe='')}", params=params, headers=ADMIN
-    )
+    # Dots encoded too: the client would resolve an id of "." or ".." as a dot segment
+    # of the path and send `DELETE /admin/faults`, which is another request.
+    segment = quote(fault_id, safe="").replace(".", "%2E")
+    removed = gateway.delete(f"/admin/faults/{segment}", params=params, headers=ADMIN)
     _assert_clear_4xx(removed, {404, 405, 422})
     listed = gateway.get("/admin/faults", params=params, headers=ADMIN)
     _assert_clear_4xx(listed, {200, 422})

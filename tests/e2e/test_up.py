@@ -105,8 +105,13 @@ def test_shard_killed_mid_request_yields_partial_and_the_stack_keeps_running(
     # A reset may be retried (a read, and a broken connection): the retry finds no shard.
     killed = during["shards"][5]
     if killed.get("attempts") == 2:
-        assert killed["status"] == "unreachable"
-        assert "first try: reset" in killed["detail"]
+        # The retry finds no listener, or, sent while the dying process still had its
+        # listening socket (the kernel closes a killed process's descriptors one by one),
+        # a connection that is then reset.
+        if killed["status"] == "unreachable":
+            assert "first try: reset" in killed["detail"]
+        else:
+            assert killed["status"] == "reset"
     else:
         # Not retried only when the worker's retry budget was spent.
         assert killed["status"] == "reset"

@@ -21,7 +21,7 @@ def _limit(ceiling: int) -> CpuLimit:
     return CpuLimit(ceiling, TARGET_S, GatewayMetrics(range(2)))
 
 
-def test_the_cpu_limit_starts_low_grows_while_the_loop_keeps_up_and_halves_when_it_lags() -> None:
+def test_the_cpu_limit_starts_low_grows_while_the_loop_keeps_up_and_shrinks_to_its_floor_when_it_lags() -> None:
     limit = _limit(64)
     assert limit.limit == 8
     for _ in range(100):
@@ -31,7 +31,11 @@ def test_the_cpu_limit_starts_low_grows_while_the_loop_keeps_up_and_halves_when_
     assert limit.limit == pytest.approx(64 * 0.67)
     for _ in range(50):
         limit.window(TARGET_S * 3)
-    assert limit.limit == 1  # at least one aggregate at a time
+    assert limit.limit == 8  # a lag with fewer in flight is not theirs to pay for
+    low = _limit(4)
+    assert low.limit == 4
+    low.window(TARGET_S * 3)
+    assert low.limit == 4  # a ceiling under the floor is the floor
     before = limit.limit
     limit.window(TARGET_S * 0.75)  # between half the target and the target: hold
     assert limit.limit == before

@@ -21,7 +21,7 @@ def _limit(ceiling: int) -> CpuLimit:
     return CpuLimit(ceiling, TARGET_S, GatewayMetrics(range(2)))
 
 
-def test_the_cpu_limit_starts_low_grows_while_the_loop_keeps_up_and_shrinks_to_its_floor_when_it_lags() -> None:
+def test_the_cpu_limit_grows_while_the_loop_keeps_up_and_shrinks_to_its_floor_on_lag() -> None:
     limit = _limit(64)
     assert limit.limit == 8
     for _ in range(100):

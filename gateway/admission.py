@@ -21,10 +21,12 @@ from gateway.overload import RETRY_AFTER_S, Overloaded, ShedReason
 from gateway.permits import Permits
 from gateway.results import AggregateStatus
 from shardstack.common.problem import problem_response
+from shardstack.common.request_id import REQUEST_ID_HEADER, request_id_or_new
 
 AGGREGATE_PATH = "/api/aggregate"
 # Set in a request's state when the front door admitted it (and counted it in flight).
 ADMITTED = "shardstack.admitted"
+_REQUEST_ID = REQUEST_ID_HEADER.encode()
 
 
 class Admission:
@@ -105,7 +107,9 @@ class AdmissionLayer:
             reason = admission.refusal(None)
             if reason is not None:
                 admission.shed(reason, started)
-                await shed_response(Overloaded(reason))(scope, receive, send)
+                raw = next((v for k, v in scope["headers"] if k == _REQUEST_ID), None)
+                echoed = {REQUEST_ID_HEADER: request_id_or_new(raw)}
+                await shed_response(Overloaded(reason), echoed)(scope, receive, send)
                 return
             admission.enter()
         try:

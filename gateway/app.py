@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway import openapi
 from gateway.admission import Admission, AdmissionLayer
 from gateway.breaker import Breakers
 from gateway.cpu_limit import CpuLimit
@@ -104,6 +105,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(faults.router)
     app.include_router(exposition.router)
     app.add_middleware(AdmissionLayer)
+    openapi.install(app, settings, shards)
     return app
 
 

@@ -14,15 +14,13 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from typing import TYPE_CHECKING
 
 from gateway.admission import ADMITTED, AGGREGATE_PATH, Admission
 from gateway.overload import RETRY_AFTER_S, Overloaded, ShedReason
 from shardstack.common.http_protocol import HeadLimitedProtocol, closing, problem_answer
-from shardstack.common.request_id import REQUEST_ID_HEADER, checked_request_id
-from shardstack.common.validation import InvalidInput
+from shardstack.common.request_id import REQUEST_ID_HEADER, request_id_or_new
 
 if TYPE_CHECKING:
     from gateway.state import GatewayState
@@ -162,15 +160,8 @@ class FrontDoorProtocol(HeadLimitedProtocol):
             self.flow.resume_reading()
 
     def _request_id(self) -> str:
-        """The client's request id when it is valid, else a new one (as the route does;
-        under overload a 503 comes before validation)."""
-        for name, value in self.headers:
-            if name == _REQUEST_ID:
-                try:
-                    return checked_request_id(value.decode("latin-1"))
-                except InvalidInput:
-                    break
-        return os.urandom(8).hex()
+        raw = next((value for name, value in self.headers if name == _REQUEST_ID), None)
+        return request_id_or_new(raw)
 
     def _arm_head_timer(self) -> None:
         timeout_s = self._gateway().settings.header_timeout_s

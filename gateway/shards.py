@@ -5,6 +5,7 @@ shards picked at random."""
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
@@ -82,28 +83,83 @@ def selected_ids(
     count: int, selector: str | None, field: str = "shards", zones: Zones = None
 ) -> list[int]:
     """The ids `all`, `0,3,5-7` or `zone:z1` names among `count` shards (whose zones, by
-    id, are `zones`), in order."""
-    if selector is None or selector.strip() == "all":
+    id, are `zones`), in order. Spaces may stand around each part and dash."""
+    if selector is None or selector.strip(" ") == "all":
         return list(range(count))
     chosen: set[int] = set()
     for part in selector.split(","):
-        text = part.strip()
+        text = part.strip(" ")
         if text.startswith("zone:"):
             chosen.update(_in_zone(text.removeprefix("zone:"), zones, field))
             continue
-        low, dash, high = text.partition("-")
-        try:
-            first, last = (int(low), int(high)) if dash else (int(text), int(text))
-        except ValueError:
+        match = _ID_OR_RANGE.fullmatch(text)
+        if match is None:
             raise InvalidInput.field(
                 field, f"{text!r} is not a shard id or range; use e.g. 'all' or '0,3,5-7'"
-            ) from None
+            )
+        first = int(match["first"])
+        last = first if match["last"] is None else int(match["last"])
         if first > last:
             raise InvalidInput.field(field, f"range {text!r} runs backwards")
-        if first < 0 or last >= count:
+        if last >= count:
             raise InvalidInput.field(field, f"{text!r} is outside the shard ids 0-{count - 1}")
         chosen.update(range(first, last + 1))
     return sorted(chosen)
+
+
+_ID = "0|[1-9][0-9]*"
+_ID_OR_RANGE = re.compile(f"(?P<first>{_ID})(?: *- *(?P<last>{_ID}))?")
+
+
+def selector_pattern(shards: Sequence[Shard]) -> str:
+    """The regular expression of every selector `select` takes for this table, for the
+    API's document: ids below the shard count, this table's zones. That a range runs
+    forwards is the one rule it cannot state."""
+    shard_id = integer_range_pattern(len(shards) - 1)
+    items = [f"{shard_id}(?: *- *{shard_id})?"]
+    zones = sorted({shard.zone for shard in shards if shard.zone is not None})
+    if zones:
+        items.append("zone:(?:" + "|".join(re.escape(zone) for zone in zones) + ")")
+    item = "(?:" + "|".join(items) + ")"
+    return f"^ *(?:all|{item}(?: *, *{item})*) *$"
+
+
+def integer_range_pattern(high: int) -> str:
+    """A regular expression matching exactly the integers 0 to `high`, written without
+    leading zeros."""
+    alternatives = []
+    for digits in range(len(str(high)), 0, -1):
+        low = 0 if digits == 1 else 10 ** (digits - 1)
+        top = min(high, 10**digits - 1)
+        if low <= top:
+            alternatives += _fixed_width_range(str(low), str(top))
+    return "(?:" + "|".join(alternatives) + ")"
+
+
+def _fixed_width_range(low: str, high: str) -> list[str]:
+    """Patterns for the digit strings from `low` to `high`, both of one length."""
+    if not low:
+        return [""]
+    if low[0] == high[0]:
+        return [low[0] + rest for rest in _fixed_width_range(low[1:], high[1:])]
+    width = len(low) - 1
+    patterns = []
+    first, last = int(low[0]), int(high[0])
+    if low[1:] != "0" * width:
+        patterns += [low[0] + rest for rest in _fixed_width_range(low[1:], "9" * width)]
+        first += 1
+    tail = []
+    if high[1:] != "9" * width:
+        tail = [high[0] + rest for rest in _fixed_width_range("0" * width, high[1:])]
+        last -= 1
+    if first <= last:
+        digit = str(first) if first == last else f"[{first}-{last}]"
+        patterns.append(digit + _any_digits(width))
+    return patterns + tail
+
+
+def _any_digits(width: int) -> str:
+    return {0: "", 1: "[0-9]"}.get(width, f"[0-9]{{{width}}}")
 
 
 def _in_zone(name: str, zones: Zones, field: str) -> list[int]:
@@ -147,8 +203,8 @@ def _random(
     k, seed = selector.get("random"), selector.get("seed")
     if type(k) is not int or not 1 <= k <= count:
         raise InvalidInput.field(f"{field}.random", f"must be an integer from 1 to {count}")
-    if seed is not None and type(seed) is not int:
-        raise InvalidInput.field(f"{field}.seed", "must be an integer")
+    if seed is not None and not (type(seed) is int and -(2**63) <= seed < 2**63):
+        raise InvalidInput.field(f"{field}.seed", "must be a 64-bit signed integer")
     if seed is not None or rng is None:
         rng = random.Random(seed)
     return sorted(rng.sample(range(count), k))

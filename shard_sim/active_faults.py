@@ -11,7 +11,7 @@ from typing import Any
 
 from shard_sim.decisions import Decisions
 from shardstack.common.faults import Fault
-from shardstack.common.validation import InvalidInput
+from shardstack.common.validation import Conflict, InvalidInput
 
 MAX_ACTIVE_FAULTS = 100
 
@@ -72,11 +72,9 @@ class ActiveFaults:
         self._expire(now)
         fault_id = fault.id or self._new_id(fault.kind)
         if fault_id in self._faults:
-            raise InvalidInput.field("id", f"a fault {fault_id!r} is already active on this shard")
+            raise Conflict(f"id: a fault {fault_id!r} is already active on this shard")
         if len(self._faults) >= MAX_ACTIVE_FAULTS:
-            raise InvalidInput.field(
-                "kind", f"this shard already has {MAX_ACTIVE_FAULTS} active faults"
-            )
+            raise Conflict(f"this shard already has {MAX_ACTIVE_FAULTS} active faults")
         active = ActiveFault(
             id=fault_id,
             fault=fault,

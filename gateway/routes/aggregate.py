@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from typing import Annotated, Any
 
@@ -19,61 +18,39 @@ from gateway.request_faults import shard_headers
 from gateway.results import AggregateStatus, ShardOutcome, aggregate_status
 from gateway.shards import select
 from gateway.state import Gateway
-from shardstack.common.request_id import MAX_REQUEST_ID_CHARS, checked_request_id
+from shardstack.common.request_id import (
+    MAX_REQUEST_ID_CHARS,
+    checked_request_id,
+    new_request_id,
+)
 from shardstack.common.validation import InvalidInput
 
 router = APIRouter()
 
 
 class AggregateQuery(BaseModel):
+    """The closed set of query parameters; gateway/openapi.py documents each exactly."""
+
     model_config = ConfigDict(extra="forbid")
 
-    timeout_ms: int | None = Field(
-        None,
-        ge=1,
-        description="deadline for the whole aggregate; default GATEWAY_DEFAULT_TIMEOUT_MS",
-    )
-    min_ok: int = Field(1, ge=0, description="fewer shards answering ok than this is a 502")
-    shards: str | None = Field(
-        None, max_length=4096, description="'all' (default) or ids and ranges: '0,3,5-7'"
-    )
-    data: bool = Field(False, description="include each shard's records in the answer")
+    timeout_ms: int | None = Field(None, ge=1)
+    min_ok: int = Field(1, ge=0)
+    shards: str | None = Field(None, max_length=4096)
+    data: bool = False
 
 
-@router.get(
-    "/api/aggregate",
-    responses={
-        200: {"description": "status `complete` or `partial`"},
-        502: {"description": "status `failed`: fewer than `min_ok` shards answered"},
-        403: {"description": "X-Shardstack-Fault sent but not allowed (problem+json)"},
-        503: {"description": "shed: the gateway is past its capacity; see Retry-After"},
-        422: {"description": "invalid query parameter or fault header (problem+json)"},
-    },
-)
+@router.get("/api/aggregate")
 async def aggregate(
     query: Annotated[AggregateQuery, Query()],
     gateway: Gateway,
-    x_shardstack_fault: Annotated[
-        str | None,
-        Header(
-            max_length=4096,
-            description="per-request faults, 'SELECTOR KIND [key=value ...][; ...]', "
-            "when GATEWAY_ALLOW_REQUEST_FAULTS is on",
-        ),
-    ] = None,
+    x_shardstack_fault: Annotated[str | None, Header(min_length=1, max_length=4096)] = None,
     x_request_id: Annotated[
-        str | None,
-        Header(
-            min_length=1,
-            max_length=MAX_REQUEST_ID_CHARS,
-            description="this aggregate's id, forwarded to every shard call (which keys its "
-            "random decisions on it); generated when absent",
-        ),
+        str | None, Header(min_length=1, max_length=MAX_REQUEST_ID_CHARS)
     ] = None,
 ) -> Response:
     started = time.perf_counter()
     settings = gateway.settings
-    request_id = os.urandom(8).hex() if x_request_id is None else checked_request_id(x_request_id)
+    request_id = new_request_id() if x_request_id is None else checked_request_id(x_request_id)
     echoed = {"x-request-id": request_id}
     timeout_ms = query.timeout_ms or settings.default_timeout_ms
     deadline = asyncio.get_running_loop().time() + timeout_ms / 1000.0

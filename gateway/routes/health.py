@@ -25,10 +25,7 @@ async def healthz() -> Response:
     )
 
 
-@router.get(
-    "/readyz",
-    responses={503: {"description": "some shards are unreachable or in another zone"}},
-)
+@router.get("/readyz")
 async def readyz(gateway: Gateway) -> Response:
     timeout_s = gateway.settings.ready_timeout_ms / 1000.0
     checks = await asyncio.gather(

@@ -92,7 +92,8 @@ async def add_fault(request: Request) -> Response:
     state = _admin_state(request)
     active = state.faults.add(parse_fault(await read_json_body(request)))
     state.faults_changed.set()
-    listed = next(entry for entry in state.faults.listing() if entry["id"] == active.id)
+    # As added, even if so short that it has already expired.
+    listed = active.as_dict(state.faults.clock())
     return _json({"shard": state.shard_id, "fault": listed}, status=201)
 
 

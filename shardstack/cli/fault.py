@@ -64,7 +64,7 @@ def inject(
     spec = parse_fault_words(words).compact()
     spec["shards"] = _selector(selector)
     with connect(gateway, token) as client:
-        _, body = client.request("POST", "/admin/faults", json=spec)
+        _, body = client.request("POST", "/admin/faults", json=spec, accept=(409,))
     shards = body["shards"]
     added = [entry["shard"] for entry in shards if entry["status"] == "added"]
     lasting = f" for {format_duration(spec['duration_s'])}" if "duration_s" in spec else ""

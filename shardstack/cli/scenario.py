@@ -71,7 +71,7 @@ def run(file: Path, keep: bool, gateway: str, token: str | None) -> None:
 
         def inject(step: scenario.PlannedStep) -> str:
             _, body = client.request(
-                "POST", "/admin/faults", json={**step.fault, "shards": step.shards}
+                "POST", "/admin/faults", json={**step.fault, "shards": step.shards}, accept=(409,)
             )
             failed = [entry for entry in body["shards"] if entry["status"] != "added"]
             outcome = step.describe()

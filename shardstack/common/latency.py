@@ -356,6 +356,29 @@ LATENCY_MODELS: Mapping[str, type[_Model]] = {
 }
 
 
+# How an API document states a latency written as text: the string's grammar (the
+# compact form or a JSON object) is more than a pattern can say, so it is a format of
+# its own, with its rules in words.
+LATENCY_SPEC_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "format": "shardstack-latency",
+    "minLength": 1,
+    "description": "a latency model: MODEL:VALUES in field order or by name "
+    "(fixed:10, uniform:5,15, normal:10,3, exponential:10, lognormal:5,80, pareto:2,1.5, "
+    "percentiles:p50=5,p90=20,p99=80, empirical:PATH) or the model as a JSON object; "
+    f"milliseconds, at most {MAX_DELAY_MS:,.0f} each; uniform and lognormal in order, "
+    "percentiles increasing",
+}
+
+
+def parse_latency_spec(value: object) -> LatencyModel:
+    """A model from its written form only (the compact string or a JSON object in a
+    string), as an API takes it; a model made in Python passes."""
+    if not isinstance(value, str | _Model):
+        raise InvalidInput.field("model", "a latency is a string like 'fixed:10'")
+    return parse_latency(value)
+
+
 def parse_latency(value: object) -> LatencyModel:
     """Build a model from its compact string, a JSON-like mapping or a model; `InvalidInput` if bad.
 

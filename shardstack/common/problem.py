@@ -16,9 +16,10 @@ import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Match
 from starlette.types import ExceptionHandler
 
-from shardstack.common.validation import FieldError, InvalidInput
+from shardstack.common.validation import Conflict, FieldError, InvalidInput
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
@@ -56,9 +57,30 @@ async def _invalid_input(request: Request, exc: Exception) -> Response:
     return problem_response(422, str(exc), exc.errors)
 
 
+async def _conflict(request: Request, exc: Exception) -> Response:
+    return problem_response(409, str(exc))
+
+
 async def _http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    return problem_response(exc.status_code, str(exc.detail), headers=exc.headers)
+    headers = exc.headers
+    if exc.status_code == 405:
+        # The router names the methods of the first route on the path; a path served
+        # by several routes (GET, POST, DELETE /admin/faults) allows all of theirs.
+        headers = {**(headers or {}), "Allow": ", ".join(_allowed_methods(request))}
+    return problem_response(exc.status_code, str(exc.detail), headers=headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    allowed = []
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return allowed
+
+
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 
 
 async def _unhandled(request: Request, exc: Exception) -> Response:
@@ -69,6 +91,7 @@ async def _unhandled(request: Request, exc: Exception) -> Response:
 
 EXCEPTION_HANDLERS: Mapping[Any, ExceptionHandler] = {
     InvalidInput: _invalid_input,
+    Conflict: _conflict,
     HTTPException: _http_exception,
     Exception: _unhandled,
 }

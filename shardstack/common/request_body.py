@@ -24,6 +24,18 @@ async def read_json_body(request: Request, limit: int = DEFAULT_BODY_LIMIT) -> A
         if len(body) > limit:
             raise HTTPException(413, f"request body is larger than {limit} bytes")
     try:
-        return orjson.loads(body)
+        return _integral_numbers(orjson.loads(body))
     except orjson.JSONDecodeError as exc:
         raise InvalidInput.field("body", f"not valid JSON: {exc}") from None
+
+
+def _integral_numbers(value: Any) -> Any:
+    """JSON numbers by value, as JSON Schema compares them: `6.0` is the integer 6 (up to
+    64 bits; beyond, no field takes it either way)."""
+    if type(value) is float and value.is_integer() and abs(value) < 2**63:
+        return int(value)
+    if isinstance(value, list):
+        return [_integral_numbers(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _integral_numbers(item) for key, item in value.items()}
+    return value

@@ -3,6 +3,8 @@ that tells a retry or a hedge from the first call: what a shard keys its decisio
 
 from __future__ import annotations
 
+import os
+
 from shardstack.common.validation import InvalidInput
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -21,3 +23,18 @@ def checked_request_id(value: str, field: str = REQUEST_ID_HEADER) -> str:
     if control is not None:
         raise InvalidInput.field(field, f"holds a control character ({ord(control):#04x})")
     return value
+
+
+def new_request_id() -> str:
+    return os.urandom(8).hex()
+
+
+def request_id_or_new(raw: bytes | None) -> str:
+    """The request id a client sent, if it is a valid one, else a new one: for answers
+    given before the request is validated (a shed 503)."""
+    if raw is not None:
+        try:
+            return checked_request_id(raw.decode("latin-1"))
+        except InvalidInput:
+            pass
+    return new_request_id()

@@ -53,6 +53,10 @@ class InvalidInput(ValueError):
         )
 
 
+class Conflict(Exception):
+    """Valid input that clashes with what is already there (a fault id in use): 409."""
+
+
 def field_errors(errors: Iterable[Mapping[str, Any]]) -> list[FieldError]:
     """Translate pydantic error dicts into `FieldError`s named by their dotted location."""
     result = []

@@ -1,12 +1,24 @@
-"""The `shards` selector grammar, zones included, and k_of_n faults told their selection."""
+"""The `shards` selector grammar, zones included, the pattern the API document gives for
+it, and k_of_n faults told their selection."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from gateway.settings import GatewaySettings
-from gateway.shards import Shard, select, shard_table, with_selection
+from gateway.shards import (
+    Shard,
+    integer_range_pattern,
+    select,
+    selector_pattern,
+    shard_table,
+    with_selection,
+)
 from shardstack.common.faults import parse_fault
 from shardstack.common.topology import striped_zones
 from shardstack.common.validation import InvalidInput
@@ -39,6 +51,10 @@ def test_selector_names_exactly_these_shards(selector: str | None, ids: list[int
         ("a,b", "not a shard id"),
         ("", "not a shard id"),
         ("1,,2", "not a shard id"),
+        ("05", "not a shard id"),
+        ("+5", "not a shard id"),
+        ("5\t", "not a shard id"),
+        ("\u0665", "not a shard id"),  # a digit int() would read
     ],
 )
 def test_bad_selectors_are_refused(selector: str, reason: str) -> None:
@@ -107,3 +123,37 @@ def test_bad_gateway_zones_are_named(zones: str, reason: str) -> None:
     with pytest.raises(ValidationError) as refused:
         GatewaySettings(shard_urls=urls, shard_zones=zones)
     assert reason in str(refused.value)
+
+
+@pytest.mark.parametrize("high", [*range(130), 199, 999, 1000, 1009, 4321, 10_000])
+def test_the_integer_pattern_matches_exactly_zero_to_high(high: int) -> None:
+    pattern = re.compile(integer_range_pattern(high))
+    matched = [n for n in range(max(2 * high, 200)) if pattern.fullmatch(str(n))]
+    assert matched == list(range(high + 1))
+    assert not pattern.fullmatch("0" + str(high))
+
+
+def _accepts(shards: tuple[Shard, ...], selector: str) -> bool:
+    try:
+        select(shards, selector)
+    except InvalidInput:
+        return False
+    return True
+
+
+SELECTOR_TEXT = st.text(st.sampled_from("0123456789,- :zoneal"), max_size=14)
+
+
+@settings(max_examples=400)
+@given(data=st.data())
+def test_the_selector_pattern_is_the_grammar_select_takes(data: st.DataObject) -> None:
+    """What the document's pattern admits, `select` takes (unless a range runs backwards,
+    the one rule a pattern cannot state), and what it refuses, `select` refuses."""
+    shards = data.draw(st.sampled_from([SHARDS, ZONED]))
+    pattern = selector_pattern(shards)
+    drawn = data.draw(st.from_regex(pattern, fullmatch=True) | SELECTOR_TEXT)
+    if re.fullmatch(pattern, drawn) is None:
+        assert not _accepts(shards, drawn), drawn
+        return
+    backwards = any(int(a) > int(b) for a, b in re.findall(r"(\d+) *- *(\d+)", drawn))
+    assert _accepts(shards, drawn) is not backwards, drawn

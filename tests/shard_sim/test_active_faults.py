@@ -7,7 +7,7 @@ import pytest
 
 from shard_sim.active_faults import MAX_ACTIVE_FAULTS, ActiveFaults
 from shardstack.common.faults import parse_fault
-from shardstack.common.validation import InvalidInput
+from shardstack.common.validation import Conflict
 
 
 class FakeClock:
@@ -29,7 +29,7 @@ def test_ids_are_generated_unique_and_a_taken_id_is_refused_without_change() -> 
     second = table.add(parse_fault({"kind": "error"}))
     assert (first.id, second.id) == ("error-1", "error-2")
     table.add(parse_fault({"kind": "reset", "id": "mine"}))
-    with pytest.raises(InvalidInput, match="already active"):
+    with pytest.raises(Conflict, match="already active"):
         table.add(parse_fault({"kind": "latency", "latency": "fixed:1", "id": "mine"}))
     assert [entry["id"] for entry in table.listing()] == ["error-1", "error-2", "mine"]
     assert [entry["kind"] for entry in table.listing()] == ["error", "error", "reset"]
@@ -39,7 +39,7 @@ def test_active_faults_are_bounded() -> None:
     table, _ = _table()
     for _ in range(MAX_ACTIVE_FAULTS):
         table.add(parse_fault({"kind": "error"}))
-    with pytest.raises(InvalidInput, match="already has"):
+    with pytest.raises(Conflict, match="already has"):
         table.add(parse_fault({"kind": "error"}))
     assert len(table.listing()) == MAX_ACTIVE_FAULTS
 

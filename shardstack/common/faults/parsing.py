@@ -34,7 +34,10 @@ def parse_fault(value: Any, field: str = "") -> Fault:
             f"{prefix}kind", f"{kind!r} is not a fault kind; one of {', '.join(FAULT_KINDS)}"
         )
     try:
-        return FAULT_KINDS[kind].model_validate(dict(value))
+        # Strict, as JSON types: "503" is not a status, nor "0.5" a probability.
+        return FAULT_KINDS[kind].model_validate_json(orjson.dumps(dict(value)), strict=True)
+    except orjson.JSONEncodeError:
+        raise InvalidInput.field(field or "body", "a fault holds JSON values only") from None
     except ValidationError as exc:
         raise InvalidInput(
             FieldError(f"{prefix}{error.field}".rstrip("."), error.reason)

@@ -3,14 +3,24 @@ fault is in effect; open connections are cut. The admin port stays up, so it can
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import field_validator
+from pydantic import ConfigDict, field_validator
 
 from shardstack.common.faults.kind import Fault
 
 
+def _whole_listener_schema(schema: dict[str, Any]) -> None:
+    """What the validators below refuse, stated in the kind's JSON Schema."""
+    properties = schema["properties"]
+    properties["probability"] = {**properties["probability"], "minimum": 1}
+    properties["correlation"] = {**properties["correlation"], "maximum": 0}
+    properties["k_of_n"] = {"type": "null", "description": "does not apply to down"}
+
+
 class DownFault(Fault):
+    model_config = ConfigDict(json_schema_extra=_whole_listener_schema)
+
     order = 0
     per_request = False
     on_listener = True

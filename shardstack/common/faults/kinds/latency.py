@@ -5,18 +5,21 @@ from __future__ import annotations
 import random
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, field_serializer
+from pydantic import BeforeValidator, Field, WithJsonSchema, field_serializer
 
 from shardstack.common.faults.kind import Fault
-from shardstack.common.latency import LatencyModel, Millis, parse_latency
+from shardstack.common.latency import LATENCY_SPEC_SCHEMA, LatencyModel, Millis, parse_latency_spec
 
 
 class LatencyFault(Fault):
     order = 0
 
     kind: Literal["latency"] = "latency"
-    latency: Annotated[LatencyModel, BeforeValidator(parse_latency)] = Field(
-        description="model of the added delay, e.g. fixed:200 or lognormal:5,80"
+    latency: Annotated[
+        LatencyModel, BeforeValidator(parse_latency_spec), WithJsonSchema(LATENCY_SPEC_SCHEMA)
+    ] = Field(
+        description="model of the added delay, e.g. fixed:200 or lognormal:5,80",
+        json_schema_extra={"description": f"the added delay: {LATENCY_SPEC_SCHEMA['description']}"},
     )
     jitter_ms: Millis = Field(0.0, description="plus or minus this much, uniformly")
 

@@ -31,6 +31,8 @@ _REQUEST_ID = REQUEST_ID_HEADER.encode()
 _FIRST_PAUSE_MS = 5
 # Past this much unread output a refused client is not reading its answers: cut it.
 _MAX_UNREAD_BYTES = 1 << 20
+# What a paced connection may send before its socket is paused too.
+_MAX_HELD_BYTES = 64 * 1024
 
 
 _RETRY_AFTER = b"retry-after: " + str(RETRY_AFTER_S).encode() + b"\r\n"
@@ -65,6 +67,10 @@ class FrontDoorProtocol(HeadLimitedProtocol):
     _refused = False  # the current request was answered here; ignore its body
     _refused_in_a_row = 0
     _head_timer: asyncio.TimerHandle | None = None
+    # After a refusal: what arrives before `_paced_until` (loop clock) is held until then.
+    _paced_until = 0.0
+    _held: list[bytes] | None = None
+    _held_paused = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -78,7 +84,37 @@ class FrontDoorProtocol(HeadLimitedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_head_timer()
+        self._held = None
         super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._held is not None:
+            self._hold(data)
+        elif self._paced_until and self.loop.time() < self._paced_until:
+            # Held in the protocol rather than by pausing the socket: a request that comes
+            # after the pause costs nothing, and one that comes early a timer.
+            self._held = []
+            self._hold(data)
+            self._unset_keepalive_if_required()  # a request came: not idle
+            self.loop.call_at(self._paced_until, self._release_held)
+        else:
+            super().data_received(data)
+
+    def _hold(self, data: bytes) -> None:
+        assert self._held is not None
+        self._held.append(data)
+        if not self._held_paused and sum(map(len, self._held)) > _MAX_HELD_BYTES:
+            self._held_paused = True
+            self.flow.pause_reading()  # enough held: let the socket's buffers wait
+
+    def _release_held(self) -> None:
+        held, self._held = self._held, None
+        if held is None or self.transport.is_closing():
+            return
+        if self._held_paused:
+            self._held_paused = False
+            self.flow.resume_reading()
+        super().data_received(b"".join(held))
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -151,13 +187,7 @@ class FrontDoorProtocol(HeadLimitedProtocol):
         pause_s = refusal_pause_s(
             self._refused_in_a_row, self._gateway().settings.refusal_pause_max_ms
         )
-        if pause_s:
-            self.flow.pause_reading()
-            self.loop.call_later(pause_s, self._end_pause)
-
-    def _end_pause(self) -> None:
-        if not self.transport.is_closing():
-            self.flow.resume_reading()
+        self._paced_until = self.loop.time() + pause_s if pause_s else 0.0
 
     def _request_id(self) -> str:
         raw = next((value for name, value in self.headers if name == _REQUEST_ID), None)

@@ -1,10 +1,17 @@
-"""Shard-call permits: an `asyncio.Semaphore` that reports its occupancy as it changes and
-sheds load instead of queueing without bound."""
+"""Shard-call permits: a semaphore that reports its occupancy as it changes and sheds
+load instead of queueing without bound.
+
+Its own FIFO of waiting futures rather than `asyncio.Semaphore`: in Python 3.11 the
+latter's `locked()` and `acquire()` scan every waiter, so with a thousand calls queued
+each acquire cost a thousand steps (a fifth of a worker's time under overload, measured
+with py-spy); here every step is O(1).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 
 from gateway.metrics import GatewayMetrics
 from gateway.overload import Overloaded, ShedReason
@@ -34,8 +41,9 @@ class Permits:
     def __init__(
         self, capacity: int, max_queued: int, max_wait_s: float, metrics: GatewayMetrics
     ) -> None:
-        self._semaphore = asyncio.Semaphore(capacity)
         self._capacity = capacity
+        # Waiting calls in arrival order; one that gave up stays until release skips it.
+        self._waiters: deque[asyncio.Future[None]] = deque()
         self._max_queued = max_queued
         self._max_wait_s = max_wait_s
         self._admit_wait_s = max_wait_s * _ADMIT_WAIT_SHARE
@@ -73,34 +81,44 @@ class Permits:
     async def acquire(self, give_up_at: float | None) -> None:
         """Hold one permit; `release` it. If none is free by `give_up_at` (on the loop's
         clock; None: wait as long as the caller's own timeout allows), raise `Overloaded`."""
-        if not self._semaphore.locked():
-            # Acquiring a free permit does not yield, so nothing can see a call waiting.
-            await self._semaphore.acquire()
+        if not self._queued and self._held < self._capacity:
             self._wait.observe(0.0)
         else:
-            self._queued += 1
-            self._waiting.inc()
-            started = time.perf_counter()
-            try:
-                if give_up_at is None:
-                    await self._semaphore.acquire()
-                else:
-                    async with asyncio.timeout_at(give_up_at):
-                        await self._semaphore.acquire()
-            except TimeoutError:
-                raise Overloaded(ShedReason.PERMIT_WAIT) from None
-            finally:
-                self._queued -= 1
-                self._waiting.dec()
-                self._wait.observe(time.perf_counter() - started)
+            await self._queue(give_up_at)
         self._held += 1
         self._in_use.inc()
 
+    async def _queue(self, give_up_at: float | None) -> None:
+        """Wait in line until `release` hands this call a permit."""
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(turn)
+        self._queued += 1
+        self._waiting.inc()
+        started = time.perf_counter()
+        try:
+            if give_up_at is None:
+                await turn
+            else:
+                async with asyncio.timeout_at(give_up_at):
+                    await turn
+        except BaseException as exc:
+            if turn.done() and not turn.cancelled():
+                # Handed a permit as it gave up: pass it on (`_held` never counted it).
+                self._pass_on()
+            else:
+                turn.cancel()
+            if isinstance(exc, TimeoutError):
+                raise Overloaded(ShedReason.PERMIT_WAIT) from None
+            raise
+        finally:
+            self._queued -= 1
+            self._waiting.dec()
+            self._wait.observe(time.perf_counter() - started)
+
     async def try_acquire(self) -> bool:
         """Take a permit only if one is free now (a hedge never queues); `release` it."""
-        if self._semaphore.locked():
+        if self._queued or self._held >= self._capacity:
             return False
-        await self._semaphore.acquire()  # free, so this does not yield
         self._held += 1
         self._in_use.inc()
         return True
@@ -108,11 +126,19 @@ class Permits:
     def release(self) -> None:
         self._held -= 1
         self._in_use.dec()
-        self._semaphore.release()
-        if self._queued:
+        if self._pass_on():
             self._handed_off()
         else:
             self._window_started = None
+
+    def _pass_on(self) -> bool:
+        """Hand a free permit to the first call still waiting; False if none waits."""
+        while self._waiters:
+            turn = self._waiters.popleft()
+            if not turn.done():
+                turn.set_result(None)
+                return True
+        return False
 
     def _handed_off(self) -> None:
         """A released permit passes to a queued call: measure how often that happens."""

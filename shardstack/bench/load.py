@@ -2,8 +2,8 @@
 answer) or open loop (a fixed arrival rate, latency counted from when each request was
 due, so a stalled server cannot hide its tail by slowing the sender down).
 
-One asyncio process on uvloop with aiohttp; docs/benchmarks.md checks it against wrk on
-the same target.
+One asyncio process on uvloop with its own HTTP client (http_client.py);
+docs/benchmarks.md checks it against wrk on the same target.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-import aiohttp
+import httptools
 
+from shardstack.bench.http_client import ConnectionClosed, HttpPool
 from shardstack.bench.recording import Recording
 from shardstack.common.tasks import cancel_and_wait
 
@@ -24,6 +25,7 @@ from shardstack.common.tasks import cancel_and_wait
 _PARTIAL = b'"status":"partial"'
 _HEAD = 64
 DEFAULT_REQUEST_IDS = "bench"
+_MIN_SLEEP_S = 0.001
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,21 +71,20 @@ async def run_load(
 ) -> Recording:
     """Warm up for `warmup_s` (not recorded), then record `duration_s` of load;
     `measuring` is called as the recorded part begins."""
-    connector = aiohttp.TCPConnector(limit=plan.connections, force_close=not plan.keep_alive)
-    timeout = aiohttp.ClientTimeout(total=plan.timeout_s)
-    async with aiohttp.ClientSession(
-        connector=connector, timeout=timeout, auto_decompress=False, trust_env=False
-    ) as session:
+    pool = HttpPool(plan.url, plan.connections, plan.keep_alive)
+    try:
         warmup = Recording()
         if plan.warmup_s > 0:
             ids = _request_ids(plan, "w")
-            await _phase(session, plan, plan.warmup_s, warmup, None, None, ids)
+            await _phase(pool, plan, plan.warmup_s, warmup, None, None, ids)
         recording = Recording(warmup_sent=warmup.sent)
         if measuring is not None:
             measuring()
         ids = _request_ids(plan, "")
-        await _phase(session, plan, plan.duration_s, recording, tick, inspect, ids)
+        await _phase(pool, plan, plan.duration_s, recording, tick, inspect, ids)
         return recording
+    finally:
+        await pool.aclose()
 
 
 _Ids = Iterator[dict[str, str] | None]
@@ -98,7 +99,7 @@ def _request_ids(plan: LoadPlan, phase: str) -> _Ids:
 
 
 async def _phase(
-    session: aiohttp.ClientSession,
+    pool: HttpPool,
     plan: LoadPlan,
     duration_s: float,
     recording: Recording,
@@ -110,13 +111,13 @@ async def _phase(
     stop_at = started + duration_s
     if plan.rate is None:
         senders = [
-            asyncio.create_task(_closed_sender(session, plan.url, stop_at, recording, inspect, ids))
+            asyncio.create_task(
+                _closed_sender(pool, plan.timeout_s, stop_at, recording, inspect, ids)
+            )
             for _ in range(plan.connections)
         ]
     else:
-        senders = [
-            asyncio.create_task(_open_sender(session, plan, stop_at, recording, inspect, ids))
-        ]
+        senders = [asyncio.create_task(_open_sender(pool, plan, stop_at, recording, inspect, ids))]
     ticker = None if tick is None else asyncio.create_task(_ticks(started, recording, tick))
     try:
         await asyncio.gather(*senders)
@@ -134,19 +135,19 @@ async def _ticks(started: float, recording: Recording, tick: Tick) -> None:
 
 
 async def _closed_sender(
-    session: aiohttp.ClientSession,
-    url: str,
+    pool: HttpPool,
+    timeout_s: float,
     stop_at: float,
     recording: Recording,
     inspect: Inspect | None,
     ids: _Ids,
 ) -> None:
     while time.perf_counter() < stop_at:
-        await _request(session, url, time.perf_counter(), recording, inspect, next(ids))
+        await _request(pool, timeout_s, time.perf_counter(), recording, inspect, next(ids))
 
 
 async def _open_sender(
-    session: aiohttp.ClientSession,
+    pool: HttpPool,
     plan: LoadPlan,
     stop_at: float,
     recording: Recording,
@@ -161,13 +162,17 @@ async def _open_sender(
     while due < stop_at:
         now = time.perf_counter()
         if due > now:
-            await asyncio.sleep(due - now)
+            # The loop's timers count whole milliseconds: a shorter sleep returns at once,
+            # and the sender would spin a core away from the server it measures. So at
+            # rates past 1,000/s requests leave in batches, each up to 1 ms after it was
+            # due (and timed from when it was due).
+            await asyncio.sleep(max(due - now, _MIN_SLEEP_S))
         # Behind schedule (a late timer, a busy loop): send everything that is due now,
         # each timed from when it was due.
         now = time.perf_counter()
         while due <= now and due < stop_at:
             task = asyncio.create_task(
-                _request(session, plan.url, due, recording, inspect, next(ids))
+                _request(pool, plan.timeout_s, due, recording, inspect, next(ids))
             )
             in_flight.add(task)
             task.add_done_callback(in_flight.discard)
@@ -177,28 +182,27 @@ async def _open_sender(
 
 
 async def _request(
-    session: aiohttp.ClientSession,
-    url: str,
+    pool: HttpPool,
+    timeout_s: float,
     due: float,
     recording: Recording,
     inspect: Inspect | None,
     headers: dict[str, str] | None,
 ) -> None:
     try:
-        async with session.get(url, headers=headers) as response:
-            body = await response.read()
-            status = response.status
+        async with asyncio.timeout(timeout_s):
+            status, body = await pool.get(headers)
     except TimeoutError:
         recording.failed("timeout")
         return
-    except aiohttp.ClientConnectorError:
-        recording.failed("connect error")
-        return
-    except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, ConnectionError):
+    except (ConnectionClosed, ConnectionResetError, BrokenPipeError):
         recording.failed("connection reset")
         return
-    except aiohttp.ClientError as exc:
-        recording.failed(type(exc).__name__)
+    except OSError:
+        recording.failed("connect error")
+        return
+    except httptools.HttpParserError:
+        recording.failed("malformed answer")
         return
     partial = status == 200 and _PARTIAL in body[:_HEAD]
     recording.answered(status, time.perf_counter() - due, partial)

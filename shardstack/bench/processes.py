@@ -10,10 +10,16 @@ import asyncio
 import contextlib
 import ipaddress
 import socket
+import time
 import urllib.parse
 from collections.abc import Iterable
 
 import psutil
+
+# How stale the list of the tree's processes may be for a memory sample: finding the
+# children reads every process's parent in /proc, a tenth of the load generator's CPU
+# when done at every sample (py-spy).
+_TREE_REFRESH_S = 1.0
 
 
 class ProcessTree:
@@ -22,6 +28,8 @@ class ProcessTree:
     def __init__(self, roots: Iterable[int]) -> None:
         self._roots = [psutil.Process(pid) for pid in roots]
         self.peak_rss = 0
+        self._known: list[psutil.Process] = []
+        self._known_at = float("-inf")
 
     @classmethod
     def listening_on(cls, port: int) -> ProcessTree | None:
@@ -55,13 +63,17 @@ class ProcessTree:
             return None
         return cls.listening_on(parts.port or 80)
 
-    def processes(self) -> list[psutil.Process]:
-        found: dict[int, psutil.Process] = {}
-        for root in self._roots:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                for process in (root, *root.children(recursive=True)):
-                    found[process.pid] = process
-        return list(found.values())
+    def processes(self, max_age_s: float = 0.0) -> list[psutil.Process]:
+        """The tree's processes, as found at most `max_age_s` ago."""
+        now = time.monotonic()
+        if now - self._known_at > max_age_s:
+            found: dict[int, psutil.Process] = {}
+            for root in self._roots:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    for process in (root, *root.children(recursive=True)):
+                        found[process.pid] = process
+            self._known, self._known_at = list(found.values()), now
+        return self._known
 
     def cpu_seconds(self) -> float:
         """User + system CPU of every process in the tree now (exited children are lost)."""
@@ -74,7 +86,7 @@ class ProcessTree:
 
     def rss_bytes(self) -> int:
         total = 0
-        for process in self.processes():
+        for process in self.processes(_TREE_REFRESH_S):
             with contextlib.suppress(psutil.NoSuchProcess):
                 total += process.memory_info().rss
         self.peak_rss = max(self.peak_rss, total)

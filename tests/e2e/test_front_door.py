@@ -121,3 +121,44 @@ def test_a_client_too_slow_to_send_its_head_is_answered_408_and_cut(
     assert metrics.get("gateway_refused_connections_total", reason="header_timeout") == 2
     assert metrics.get("gateway_aggregates_in_flight") == 0
     assert metrics.get("gateway_semaphore_in_use") == 0
+
+
+def _one_answer(sock: socket.socket) -> bytes:
+    """One answer off a kept-alive connection (the gateway always sends Content-Length)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, body = data.split(b"\r\n\r\n", 1)
+    length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head
+
+
+def test_a_client_refused_again_and_again_is_read_later_each_time(start: StartStack) -> None:
+    """The pace at the door: the next request on a refused connection is read 5 ms
+    after the refusal, then 10, 20, ...; one admitted ends the run of refusals."""
+    stack = start(
+        "--workers", "1", "--latency", "fixed:3000", shards=2,
+        GATEWAY_MAX_AGGREGATES_IN_FLIGHT="1", GATEWAY_SHARD_TIMEOUT_MS="10000",
+    )  # fmt: skip
+    holder = threading.Thread(
+        target=lambda: httpx.get(f"{stack.gateway_url}/api/aggregate", timeout=10)
+    )
+    holder.start()
+    time.sleep(0.5)  # the one place is taken for 3 s
+    took = []
+    with socket.create_connection(_address(stack), timeout=10) as sock:
+        for _ in range(6):
+            sent = time.monotonic()
+            sock.sendall(b"GET /api/aggregate HTTP/1.1\r\nhost: x\r\n\r\n")
+            assert _one_answer(sock).startswith(b"HTTP/1.1 503 ")
+            took.append(time.monotonic() - sent)
+        holder.join()
+        sock.sendall(b"GET /api/aggregate?timeout_ms=100 HTTP/1.1\r\nhost: x\r\n\r\n")
+        # Admitted: the app's answer, an aggregate cut at its 100 ms deadline.
+        assert _one_answer(sock).startswith(b"HTTP/1.1 502 ")
+    # Sent at once after each refusal, each waited out its pause (lower bounds only: a
+    # loaded machine makes every answer later, never earlier).
+    for refusals, seconds in enumerate(took[1:], start=1):
+        assert seconds >= 0.9 * 0.005 * 2 ** (refusals - 1), took

@@ -13,6 +13,8 @@ served, twice, over the same connection.
 Every request asks for one shard (`?shards=I`, connection I's, round the 20 shards), so
 that the gateway's work per request is small and the figure is about connections; its
 deadline is the gateway's default.
+Several processes from several `--source` addresses hold more connections than one
+process's open-file limit and one address's ephemeral ports allow.
 Requests are written and read on plain asyncio streams, not an HTTP client library, so
 that one client process can hold tens of thousands of them. It prints one JSON object.
 """
@@ -40,18 +42,23 @@ SHARDS = topology.SHARD_COUNT
 class Client:
     """One connection, sending one request at a time and reading the whole answer."""
 
-    def __init__(self, host: str, port: int, shard: int) -> None:
+    def __init__(self, host: str, port: int, shard: int, source: str | None) -> None:
         self._host, self._port = host, port
+        self._local = None if source is None else (source, 0)
         self._request = f"GET /api/aggregate?shards={shard} HTTP/1.1\r\nHost: {host}\r\n\r\n"
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
 
     async def open(self) -> None:
-        self._reader, self._writer = await asyncio.open_connection(self._host, self._port)
+        self._reader, self._writer = await asyncio.open_connection(
+            self._host, self._port, local_addr=self._local
+        )
 
     async def get(self) -> int:
         assert self._reader is not None
         assert self._writer is not None
+        if self._writer.is_closing():
+            raise ConnectionResetError("the server closed the connection")
         self._writer.write(self._request.encode())
         head = await self._reader.readuntil(b"\r\n\r\n")
         status = int(head.split(b" ", 2)[1])
@@ -76,15 +83,19 @@ class Tally:
         self.errors: Counter[str] = Counter()
         self.latencies: list[float] = []
 
-    async def timed(self, request: Any) -> None:
+    async def timed(self, request: Any, timeout_s: float) -> bool:
         started = time.perf_counter()
         try:
-            status = await request
-        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+            async with asyncio.timeout(timeout_s):
+                status = await request
+        except (
+            OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError
+        ) as exc:  # fmt: skip
             self.errors[type(exc).__name__] += 1
-            return
+            return False
         self.latencies.append(time.perf_counter() - started)
         self.statuses[status] += 1
+        return True
 
     def summary(self, deadline_s: float) -> dict[str, Any]:
         ordered = sorted(self.latencies)
@@ -130,7 +141,7 @@ def _server_memory(pid: int) -> dict[str, int]:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     clients: list[Client | None] = [
-        Client(args.host, args.port, i % SHARDS) for i in range(args.connections)
+        Client(args.host, args.port, i % SHARDS, args.source) for i in range(args.connections)
     ]
     opened = 0
     first = Tally()
@@ -141,13 +152,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         client = clients[i]
         assert client is not None
         try:
-            await client.open()
-        except OSError as exc:
+            async with asyncio.timeout(args.timeout):
+                await client.open()
+        except (OSError, TimeoutError) as exc:
             open_errors[type(exc).__name__] += 1
             clients[i] = None
             return
         opened += 1
-        await first.timed(client.get())
+        if not await first.timed(client.get(), args.timeout):
+            client.close()  # in no known state: not asked again
+            clients[i] = None
 
     began = time.perf_counter()
     await _paced(args.connections, args.rate, open_and_get)
@@ -156,7 +170,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     held = _server_memory(args.pid)
     again = Tally()
     live = [client for client in clients if client is not None]
-    await _paced(len(live), args.rate, lambda i: again.timed(live[i].get()))
+    await _paced(len(live), args.rate, lambda i: again.timed(live[i].get(), args.timeout))
     for client in live:
         client.close()
     return {
@@ -182,8 +196,16 @@ def main() -> None:
     parser.add_argument(
         "--deadline", type=float, default=2.0, help="the gateway's default, seconds"
     )
+    parser.add_argument(
+        "--timeout", type=float, default=30.0, help="seconds before a request counts as lost"
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=topology.GATEWAY_PORT)
+    parser.add_argument(
+        "--source",
+        help="the local address to connect from (127.0.0.2, ...): each one reaches the "
+        "server through its own 28,232 ephemeral ports",
+    )
     parser.add_argument("--pid", type=int, required=True, help="the gunicorn master's pid")
     args = parser.parse_args()
     need = args.connections + 100

@@ -21,6 +21,8 @@ import httpx
 import orjson
 import psutil
 
+from gateway.settings import GatewaySettings
+from shardstack.common import topology
 from shardstack.control.client import DEFAULT_GATEWAY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -320,3 +322,189 @@ def backends(duration: str) -> dict[str, Any]:
         for label, query in (("min_ok=1", ""), ("min_ok=16", "?min_ok=16"))
     }  # fmt: skip
     return {"capacity": capacity, "storm": storm, "loss": loss}
+
+
+# The gateway's CPU as the limit (docs/benchmarks.md, "When the CPU is the limit").
+SEED_PORT = 8100
+
+
+@contextlib.contextmanager
+def _seed(workers: int, keepalive_s: int = 5) -> Iterator[psutil.Process]:
+    """The seed pattern (shardstack/bench/baselines/seed.py) under gunicorn on SEED_PORT,
+    fanning out to the shards of the `shardstack up` that is running."""
+    urls = ",".join(topology.local_shard_urls())
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "shardstack.bench.baselines.seed:app",
+         "--worker-class", "uvicorn_worker.UvicornWorker", "--workers", str(workers),
+         "--bind", f"127.0.0.1:{SEED_PORT}", "--keep-alive", str(keepalive_s),
+         "--log-level", "warning"],
+        env={**os.environ, "SEED_SHARD_URLS": urls},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"http://127.0.0.1:{SEED_PORT}/readyz", timeout=2).is_success:
+                    break
+            time.sleep(0.5)
+        else:
+            raise RuntimeError("the seed did not become ready in 60 s")
+        time.sleep(2)  # every worker up
+        yield psutil.Process(process.pid)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()  # a seed that collapsed may not finish its queue
+            process.wait()
+
+
+def _wrk_statuses(url: str, connections: int, seconds: int, timeout_s: int) -> dict[str, Any]:
+    """wrk in a closed loop with benchmarks/statuses.lua: answers by status, socket errors
+    and requests with no answer after `timeout_s`, client-side latency percentiles."""
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", f"--timeout={timeout_s}s",
+               "-s", str(ROOT / "benchmarks" / "statuses.lua"), url]  # fmt: skip
+    print("$ " + " ".join(command), file=sys.stderr)
+    out = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout
+    return {"command": " ".join(command), **orjson.loads(out.splitlines()[-1])}
+
+
+@contextlib.contextmanager
+def _one_frozen_one_killed(frozen: int = 3, killed: int = 7) -> Iterator[None]:
+    """Shard `killed` SIGKILLed (the launcher does not restart it) and shard `frozen`
+    stopped with SIGSTOP until the block ends."""
+    pids = {
+        shard: httpx.get(f"{topology.local_shard_urls()[shard]}/healthz", timeout=5).json()["pid"]
+        for shard in (frozen, killed)
+    }
+    os.kill(pids[killed], signal.SIGKILL)
+    os.kill(pids[frozen], signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pids[frozen], signal.SIGCONT)
+
+
+def cpu_storm(seconds: int) -> dict[str, Any]:
+    """(a) Closed loops of 1,000 and 2,000 wrk connections against 20 shards at `fixed:1`,
+    one frozen and one killed, a 1 s deadline; the gateway, then the seed on the same
+    shards."""
+    runs: dict[str, Any] = {}
+    with _stack("--workers", "2", "--latency", "fixed:1"), _one_frozen_one_killed():
+        for count in (1000, 2000):
+            runs[f"gateway {count}"] = _wrk_statuses(
+                f"{GATEWAY}/api/aggregate?timeout_ms=1000", count, seconds, 3
+            )
+            time.sleep(3)
+        for count in (1000, 2000):
+            with _seed(workers=2):  # a new one each time: a collapsed seed stays so
+                runs[f"seed {count}"] = _wrk_statuses(
+                    f"http://127.0.0.1:{SEED_PORT}/api/aggregate", count, seconds, 3
+                )
+    return runs
+
+
+def _tree_memory(master: psutil.Process) -> dict[str, int]:
+    """PSS and RSS of a server's master and workers, summed."""
+    pss = rss = 0
+    for process in [master, *master.children(recursive=True)]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            memory = process.memory_full_info()
+            pss, rss = pss + memory.pss, rss + memory.rss
+    return {"pss_bytes": pss, "rss_bytes": rss}
+
+
+def _process_cpu_s(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return times.user + times.system
+
+
+def shed_cost(seconds: int) -> dict[str, Any]:
+    """A worker's CPU per refusal at the front door: one worker whose one place is held
+    by an aggregate on a slow shard, loaded by wrk. Once with the pacing off (the refusal
+    alone), once as shipped (a refused connection's next request read 5 to 200 ms
+    later); as shipped, also the worker's idle CPU over as long (what a slower rate
+    leaves in its figure) and /healthz, the cheapest answer through FastAPI, for scale."""
+    default_pause = GatewaySettings.model_fields["refusal_pause_max_ms"].default
+    held = f"{GATEWAY}/api/aggregate?timeout_ms=100000&shards=0"
+    figures: dict[str, Any] = {}
+    for label, pause_ms in (("unpaced", 0), ("paced", default_pause)):
+        env = {"GATEWAY_MAX_AGGREGATES_IN_FLIGHT": "1", "GATEWAY_LOOP_LAG_TARGET_MS": "0",
+               "GATEWAY_MAX_TIMEOUT_MS": "100000", "GATEWAY_SHARD_TIMEOUT_MS": "100000",
+               "GATEWAY_BREAKER_FAILURES": "0", "GATEWAY_GRACEFUL_TIMEOUT_S": "1",
+               "GATEWAY_REFUSAL_PAUSE_MAX_MS": str(pause_ms)}  # fmt: skip
+        stack = ("--workers", "1", "--shards", "2", "--latency", "fixed:100000")
+        with _stack(*stack, env=env) as process:
+            [worker] = _gunicorn_master(process.pid).children()
+            holder = threading.Thread(target=_quietly_get, args=(held,), daemon=True)
+            holder.start()
+            time.sleep(1)  # the one place taken
+            paths = [("door_503", held)]
+            if label == "paced":
+                before = _process_cpu_s(worker)
+                time.sleep(seconds)
+                figures["idle_us_per_s"] = (_process_cpu_s(worker) - before) / seconds * 1e6
+                paths.append(("fastapi_healthz", f"{GATEWAY}/healthz"))
+            for name, url in paths:
+                # Paced, each connection is refused about five times a second: 1,000 of
+                # them give enough refusals for the CPU's 10 ms ticks to count them well.
+                clients = 1000 if (name, label) == ("door_503", "paced") else 32
+                before = _process_cpu_s(worker)
+                run = _wrk_statuses(url, clients, seconds, 3)
+                spent = _process_cpu_s(worker) - before
+                answers = sum(run["statuses"].values())
+                figures[f"{name} {label}" if name == "door_503" else name] = {
+                    "answers": answers, "statuses": run["statuses"], "connections": clients,
+                    "cpu_us_per_answer": spent / max(1, answers) * 1e6,
+                }  # fmt: skip
+    return figures
+
+
+def _quietly_get(url: str) -> None:
+    with contextlib.suppress(httpx.HTTPError):
+        httpx.get(url, timeout=120)
+
+
+SPREAD_RATE = 150  # connections opened per second by each client process
+
+
+def connections_spread(
+    total: int, processes: int, workers: int, with_seed: bool = True
+) -> dict[str, Any]:
+    """(c) benchmarks/connections.py as `processes` client processes, each from its own
+    loopback source address, `total` connections in all, against the gateway with
+    `workers` workers and then the seed with as many; each process under the open-file
+    limit, and so each server worker."""
+    runs: dict[str, Any] = {}
+
+    def spread(port: int, master: psutil.Process) -> dict[str, Any]:
+        commands = [
+            [sys.executable, str(ROOT / "benchmarks" / "connections.py"),
+             "--connections", str(total // processes + (i < total % processes)),
+             "--rate", str(SPREAD_RATE), "--hold", "10",
+             "--port", str(port), "--pid", str(master.pid), "--source", f"127.0.0.{2 + i}"]
+            for i in range(processes)
+        ]  # fmt: skip
+        print(f"$ {processes} x " + " ".join(commands[0][1:]), file=sys.stderr)
+        idle = _tree_memory(master)
+        clients = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                   for c in commands]  # fmt: skip
+        outs = [client.communicate(timeout=900) for client in clients]
+        # A client that failed is part of the result (a server that drops what it holds).
+        return {"command": f"{processes} x " + " ".join(commands[0][1:]), "idle": idle,
+                "clients": [orjson.loads(out) if client.returncode == 0
+                            else {"failed": err.decode(errors="replace").strip()[-300:]}
+                            for client, (out, err) in zip(clients, outs, strict=True)]}  # fmt: skip
+
+    env = {"GATEWAY_KEEPALIVE_S": "300"}
+    with _stack("--workers", str(workers), "--latency", "fixed:1", env=env) as process:
+        runs["gateway"] = spread(topology.GATEWAY_PORT, _gunicorn_master(process.pid))
+        time.sleep(5)
+        if with_seed:
+            with _seed(workers, keepalive_s=300) as seed:
+                runs["seed"] = spread(SEED_PORT, seed)
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return {"runs": runs, "hard_limit": hard, "workers": workers, "total": total,
+            "rate": SPREAD_RATE}  # fmt: skip

@@ -85,6 +85,8 @@ def page(
     overload: dict[str, Any],
     connections: dict[str, Any],
     backends: dict[str, Any],
+    cpu: dict[str, Any],
+    spread: dict[str, Any],
     took_s: float,
     quick: bool,
 ) -> str:
@@ -162,6 +164,8 @@ def page(
         **_overload_figures(overload),
         **_connection_figures(connections),
         **_backend_figures(backends),
+        **_cpu_figures(cpu),
+        **_spread_figures(spread),
     )
 
 
@@ -295,13 +299,10 @@ def _overload_figures(overload: dict[str, Any]) -> dict[str, str]:
         ""
         if met
         else (
-            " At 10 x the gateway's workers spend "
-            f"{ten['cpu_ms_per_answer']:.2f} ms of CPU per answer, most answers 503s, each "
-            "through FastAPI's routing and validation before it is refused: the refusals "
-            "take CPU from what was admitted, and queue in front of the event loop "
-            f"themselves (their p99 {_ms(ten['shed_latency_ms']['99.0'])} ms). What bounds "
-            "it is the cost of a refusal; refusing before the framework would lower it, "
-            "and is not built yet."
+            f" At 10 x the gateway's 2xx p99 is {ten['ok_latency_ms']['99.0']:.0f} ms and it "
+            f"serves {ten['throughput'] / peak:.0%} of its peak: what it admits waits for "
+            "permits up to half of GATEWAY_PERMIT_WAIT_MS, and what bounds the rest is the "
+            "shards' capacity the permits stand for."
         )
     )
     return figures
@@ -358,6 +359,164 @@ def _p99_phrase(value: float | None) -> str:
 def _ms(value: float | None) -> str:
     """A percentile of no answers is null in the JSON."""
     return "-" if value is None else f"{value:.1f}"
+
+
+def _cpu_figures(cpu: dict[str, Any]) -> dict[str, str]:
+    """The refusal's cost, the closed-loop storm and the open loop past a CPU-bound peak."""
+    shed, storm, overload = cpu["shed"], cpu["storm"], cpu["overload"]
+    unpaced, paced = shed["door_503 unpaced"], shed["door_503 paced"]
+    fastapi = shed["fastapi_healthz"]
+    idle_per_answer = shed["idle_us_per_s"] * cpu["shed_seconds"] / max(1, paced["answers"])
+    paced_net = paced["cpu_us_per_answer"] - idle_per_answer
+    shed_rows = [
+        f"| refused at the door, pacing off, {unpaced['connections']} connections | "
+        f"{unpaced['answers']:,} | {unpaced['cpu_us_per_answer']:.1f} µs |",
+        f"| refused at the door, paced (as shipped), {paced['connections']:,} connections | "
+        f"{paced['answers']:,} | {paced['cpu_us_per_answer']:.1f} µs |",
+        f"| `/healthz` through FastAPI, for scale, {fastapi['connections']} connections | "
+        f"{fastapi['answers']:,} | {fastapi['cpu_us_per_answer']:.1f} µs |",
+    ]
+    storm_rows = []
+    for name, run in storm.items():
+        server, connections = name.split()
+        statuses, errors, latency = run["statuses"], run["errors"], run["latency_ms"]
+        sockets = errors["connect"] + errors["read"] + errors["write"]
+        latencies = (
+            " | ".join(f"{latency[q]:.0f}" for q in ("50", "99", "max"))
+            if run["answers"]
+            else "- | - | -"
+        )
+        storm_rows.append(
+            f"| {server} | {int(connections):,} | {run['answers'] / run['duration_s']:,.0f} | "
+            + " | ".join(f"{statuses.get(code, 0):,}" for code in ("200", "502", "503"))
+            + f" | {errors['timeout']:,} | {sockets:,} | {latencies} |"
+        )
+    gateway, seed = storm["gateway 2000"], storm["seed 2000"]
+    storm_met = gateway["errors"]["timeout"] == 0 and gateway["latency_ms"]["99"] <= 1500
+    shed_share = gateway["statuses"].get("503", 0) / max(1, gateway["answers"])
+    rate = gateway["answers"] / gateway["duration_s"]
+    storm_reading = (
+        f"At 2,000 connections the gateway answered {rate:,.0f} requests a second, "
+        f"{shed_share:.0%} of them refused at the door, the rest the "
+        f"aggregates its workers could serve in time; the pacing is what keeps the "
+        f"refused clients from taking every cycle, and their wait is most of the p50 "
+        f"({gateway['latency_ms']['50']:.0f} ms). The seed, which admits everything, "
+        + (
+            f"answered {seed['answers'] / seed['duration_s']:,.0f} a second and left "
+            f"{seed['errors']['timeout']:,} requests with no answer after 3 s."
+            if seed["answers"]
+            else "answered nothing at all in the run (wrk counts no timeout for requests "
+            "still unanswered when it ends)."
+        )
+    )
+    r = overload["results"]
+    peak = r["gateway"]["throughput"]
+    shares = {m: r[f"gateway {m}x"]["throughput"] / peak for m in (2, 10)}
+    p99s = {m: r[f"gateway {m}x"]["ok_latency_ms"]["99.0"] or 0.0 for m in (2, 10)}
+    seed_peak = r["seed"]["throughput"]
+    seed_shares = {m: r[f"seed {m}x"]["throughput"] / seed_peak for m in (2, 10)}
+    cpu_met = min(shares.values()) >= 0.8 and max(p99s.values()) <= 2000
+    ten = r["gateway 10x"]
+    reading = (
+        f"The gateway serves {shares[2]:.0%} of its peak at 2 x and {shares[10]:.0%} at "
+        f"10 x (2xx p99 {p99s[2]:.0f} and {p99s[10]:.0f} ms); the seed {seed_shares[2]:.0%} "
+        f"and {seed_shares[10]:.0%}."
+    )
+    if not cpu_met:
+        reading += (
+            f" What bounds it at 10 x: {ten['errors'].get('HTTP 503', 0) / ten['duration_s']:,.0f} "
+            "refusals a second, the load generator's requests and the kernel's work for "
+            "both all come out of the same two cores as the aggregates, so fewer cycles "
+            "are left for them than at the peak."
+        )
+    return {
+        "shed_seconds": str(cpu["shed_seconds"]),
+        "shed_table": "\n".join(shed_rows),
+        "shed_unpaced": f"{unpaced['cpu_us_per_answer']:.1f}",
+        "shed_paced_net": f"{paced_net:.1f}",
+        "shed_idle": f"{shed['idle_us_per_s']:,.0f}",
+        "shed_fastapi": f"{fastapi['cpu_us_per_answer']:.0f}",
+        "shed_verdict": _verdict(unpaced["cpu_us_per_answer"] <= 50 and paced_net <= 50),
+        "storm_command": gateway["command"],
+        "storm_table": "\n".join(storm_rows),
+        "storm_verdict": _verdict(storm_met),
+        "storm_reading": storm_reading,
+        "cpu_overload_command": overload["command"],
+        "cpu_overload_table": overload["table"],
+        "cpu_overload_verdict": _verdict(cpu_met),
+        "cpu_overload_reading": reading,
+    }
+
+
+def _spread_figures(spread: dict[str, Any]) -> dict[str, str]:
+    """benchmarks/connections.py from several processes and addresses, per server."""
+    rows, held = [], {}
+    for name, run in spread["runs"].items():
+        clients = [client for client in run["clients"] if "failed" not in client]
+        failed = [client["failed"] for client in run["clients"] if "failed" in client]
+        phases = [client[phase] for client in clients for phase in ("first", "again")]
+        statuses: dict[str, int] = {}
+        for phase in phases:
+            for code, count in phase["statuses"].items():
+                statuses[code] = statuses.get(code, 0) + count
+        errors = sum(sum(c["open_errors"].values()) for c in clients) + sum(
+            sum(phase["errors"].values()) for phase in phases
+        )
+        memory = max((client["held"] for client in clients), key=lambda m: m["pss_bytes"],
+                     default={"pss_bytes": 0, "open_fds": 0})  # fmt: skip
+        opened = sum(client["opened"] for client in clients)
+        held[name] = (opened, statuses, errors, memory, run["idle"], failed)
+        slowest = [max((client[p]["max_ms"] or 0.0) for client in clients) if clients else 0.0
+                   for p in ("first", "again")]  # fmt: skip
+        failure = (
+            f" ({len(failed)} of {len(run['clients'])} client processes failed)" if failed else ""
+        )
+        rows.append(
+            f"| {name}{failure} | {opened:,} | {sum(statuses.values()):,} | "
+            + (", ".join(f"{k}: {v:,}" for k, v in sorted(statuses.items())) or "none")
+            + f" | {errors:,} | {sum(phase['past_deadline'] for phase in phases):,} | "
+            f"{slowest[0]:.0f} / {slowest[1]:.0f} | {memory['open_fds']:,} | "
+            f"{run['idle']['pss_bytes'] / MIB:.0f}, {memory['pss_bytes'] / MIB:.0f} |"
+        )
+    total = spread["total"]
+    opened, statuses, errors, memory, idle, _ = held["gateway"]
+    per_connection = (memory["pss_bytes"] - idle["pss_bytes"]) / max(1, opened)
+    answers = sum(statuses.values())
+    met = opened == total and errors == 0 and answers == 2 * total
+    refused = answers - statuses.get("200", 0)
+    reading = (
+        f"Target: {total:,} connections held and every one answered twice: "
+        f"{_verdict(met)}. The gateway held {opened:,} with {spread['workers']} workers and "
+        f"answered {answers:,} requests, {statuses.get('200', 0) / max(1, answers):.1%} of "
+        f"them 200 and {refused:,} refused with a 503 (as new connections arrived "
+        f"{spread['rate'] * len(spread['runs']['gateway']['clients']):,} a second, each with "
+        f"its request), its memory going from {idle['pss_bytes'] / MIB:.0f} to "
+        f"{memory['pss_bytes'] / MIB:.0f} MiB PSS: {per_connection / 1024:.1f} KiB per "
+        "connection."
+    )
+    _, seed_statuses, seed_errors, _, _, seed_failed = held["seed"]
+    seed_ok = seed_statuses.get("200", 0)
+    reading += (
+        f" The seed answered {seed_ok:,} of the {2 * total:,} requests 200"
+        + (f", with {seed_errors:,} socket errors" if seed_errors else "")
+        + (
+            f"; {len(seed_failed)} client processes failed outright "
+            f"(the last thing one printed: `{seed_failed[0].splitlines()[-1][:160]}`)"
+            if seed_failed
+            else ""
+        )
+        + "."
+    )
+    first = next(iter(spread["runs"].values()))
+    return {
+        "spread_command": first["command"],
+        "spread_processes": str(len(first["clients"])),
+        "spread_total": f"{total:,}",
+        "spread_rate": f"{spread['rate'] * len(first['clients']):,}",
+        "spread_workers": str(spread["workers"]),
+        "spread_table": "\n".join(rows),
+        "spread_reading": reading,
+    }
 
 
 def _verdict(ok: bool) -> str:

@@ -67,11 +67,19 @@ def measure(quick: bool) -> dict[str, object]:
                      "-d", "15s" if not quick else "5s")  # fmt: skip
     connections = experiments.connections(10_000 if not quick else 2_000)
     backends = experiments.backends("10s" if quick else "20s")
+    shed_seconds = 5 if quick else 10
+    cpu = {
+        "shed": experiments.shed_cost(shed_seconds), "shed_seconds": shed_seconds,
+        "storm": experiments.cpu_storm(8 if quick else 20),
+        "overload": bench(work / "overload-cpu.json", "overload", "--latency", "fixed:1",
+                          "--workers", "2", "-c", "24", "-d", "5s" if quick else "15s"),
+    }  # fmt: skip
+    spread = experiments.connections_spread(6_000 if quick else 50_000, processes=3, workers=4)
 
     results: dict[str, object] = {
         "shard": shard, "compare": compare, "tails": tails, "generator": generator,
         "half": half, "calibration": calibration, "memory": memory, "overload": overload,
-        "connections": connections, "backends": backends,
+        "connections": connections, "backends": backends, "cpu": cpu, "spread": spread,
         "took_s": time.monotonic() - started, "quick": quick,
     }  # fmt: skip
     saved = work / "results.json"

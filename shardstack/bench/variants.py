@@ -25,10 +25,12 @@ class Variant:
 
 
 # The gateway-* variants are compared on what their fan-out costs, with none of the
-# gateway's defences the seed and the floor lack: it queues what it cannot serve yet
-# rather than shed it, and neither skips (breakers) nor retries a shard. The `gateway`
-# variant keeps them, for the overload experiment.
+# gateway's defences the seed and the floor lack: it admits every aggregate at its door
+# and queues what it cannot serve yet rather than shed it, and neither skips (breakers)
+# nor retries a shard. The `gateway` variant keeps them, for the overload experiment.
 _FAN_OUT_ONLY = {
+    "max_aggregates_in_flight": "1000000",
+    "loop_lag_target_ms": "0",
     "max_queued_calls": "1000000",
     "permit_wait_ms": "600000",
     "breaker_failures": "0",

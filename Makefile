@@ -40,7 +40,7 @@ unit: $(BIN)/.installed
 test-docker-fresh: $(BIN)/.installed
 	$(BIN)/pytest -m docker --fresh-images $(PYTEST_ARGS)
 
-# Regenerate docs/benchmarks.md and its plots (about 23 minutes; needs wrk and nginx).
+# Regenerate docs/benchmarks.md and its plots (about 40 minutes; needs wrk and nginx).
 benchmarks: $(BIN)/.installed
 	$(BIN)/python benchmarks/regenerate.py $(ARGS)
 

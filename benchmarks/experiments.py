@@ -51,6 +51,12 @@ def calibrate(json_path: Path, *args: str) -> dict[str, Any]:
             "report": orjson.loads(json_path.read_bytes())}  # fmt: skip
 
 
+def _default_sigint() -> None:
+    """A child's preexec: SIGINT stops it as Ctrl-C would, even when this run was started
+    in the background (which leaves SIGINT ignored, and Python then leaves it alone)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @contextlib.contextmanager
 def _stack(*args: str, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
     """`shardstack up ARGS` until the block ends, stopped as Ctrl-C would."""
@@ -258,7 +264,7 @@ def under_scenario(
         calls_before = _shards_sum("shard_requests_total")
         play = subprocess.Popen(
             [*SHARDSTACK, "scenario", "run", str(ROOT / "scenarios" / scenario)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_default_sigint,
         )  # fmt: skip
         time.sleep(1.5)  # every step of the scenario in place
         depths: list[float] = []
@@ -292,26 +298,32 @@ def under_scenario(
     }  # fmt: skip
 
 
+# Service 50 ms, 150 ms once capacity-slowdown.yaml slows every shard: 20 shards x 2
+# workers then serve 13 aggregates/s, and the load asks for 20.
+CAPACITY_STACK = ("--workers", "1", "--latency", "fixed:50",
+                  "--capacity", "workers=2,queue=4,overflow=503")  # fmt: skip
+BROWNOUT_STACK = ("--workers", "1", "--zones", "4", "--latency", "lognormal:5,40",
+                  "--capacity", "workers=4,queue=8,overflow=503")  # fmt: skip
+NO_BREAKERS = {"GATEWAY_BREAKER_FAILURES": "0"}
+
+
+def open_loop(rate: int, duration: str) -> tuple[str, ...]:
+    return ("--rate", str(rate), "-c", "64", "-d", duration, "--warmup", "0s")
+
+
 def backends(duration: str) -> dict[str, Any]:
     """Finite capacity against the semaphore, a retry storm, a lost zone: each under two
     gateway settings, the same load and the same scenario."""
-    no_breakers = {"GATEWAY_BREAKER_FAILURES": "0"}
-    # Service 50 ms, 150 ms once the scenario slows every shard: 20 shards x 2 workers
-    # then serve 13 aggregates/s, and the load asks for 20.
-    capacity_stack = ("--workers", "1", "--latency", "fixed:50",
-                      "--capacity", "workers=2,queue=4,overflow=503")  # fmt: skip
-    over = ("--rate", "20", "-c", "64", "-d", duration, "--warmup", "0s")
     capacity = {
-        label: under_scenario("capacity-slowdown.yaml", capacity_stack,
-                              {**no_breakers, "GATEWAY_SEMAPHORE_SIZE": str(size)}, over)
+        label: under_scenario("capacity-slowdown.yaml", CAPACITY_STACK,
+                              {**NO_BREAKERS, "GATEWAY_SEMAPHORE_SIZE": str(size)},
+                              open_loop(20, duration))
         for label, size in (("40", 40), ("400", 400))
     }  # fmt: skip
-    brownout_stack = ("--workers", "1", "--zones", "4", "--latency", "lognormal:5,40",
-                      "--capacity", "workers=4,queue=8,overflow=503")  # fmt: skip
-    steady = ("--rate", "40", "-c", "64", "-d", duration, "--warmup", "0s")
+    steady = open_loop(40, duration)
     storm = {
-        label: under_scenario("zone-brownout.yaml", brownout_stack,
-                              {**no_breakers, "GATEWAY_HEDGE": "true",
+        label: under_scenario("zone-brownout.yaml", BROWNOUT_STACK,
+                              {**NO_BREAKERS, "GATEWAY_HEDGE": "true",
                                "GATEWAY_RETRY_BUDGET": budget, "GATEWAY_HEDGE_BUDGET": budget},
                               steady)
         for label, budget in (("unbudgeted", "1"), ("budgeted", "0.1"))

@@ -96,6 +96,7 @@ def page(
     t = tail["results"]
     plain, hedged = t["gateway-aiohttp"], t["gateway-hedged"]
     ratios = [_tail_figures(run) for run in tails]
+    tail_met = all(ratio >= 5 and more <= 0.10 for ratio, more in ratios)
     extra = ratios[0][1]
     # The layout this page recommends for the machine: the one with the lower p99.
     layout = min(half, key=lambda k: half[k]["results"]["gateway-aiohttp"]["latency_ms"]["99.0"])
@@ -138,7 +139,14 @@ def page(
         tail_ratio=f"{tail_ratio:.1f}",
         extra=f"{extra * 100:.1f}",
         tail_runs=", ".join(f"{ratio:.1f} x at {more * 100:.1f} %" for ratio, more in ratios),
-        tail_verdict=_verdict(all(ratio >= 5 and more <= 0.10 for ratio, more in ratios)),
+        tail_verdict=_verdict(tail_met),
+        tail_bound=(
+            "The target holds in every run; what is left of the hedged p99 above the "
+            "model's is that CPU, and the extra calls stay well under the budget's 10 %."
+            if tail_met
+            else "Not met, bounded by the CPU per aggregate of the gateway and the shards on "
+            "two cores; the extra calls stay well under the budget's 10 %."
+        ),
         tail_shards_cpu=f"{hedged['shards_cpu_ms_per_answer']:.1f}",
         tail_gateway_cpu=f"{hedged['cpu_ms_per_answer']:.1f}",
         tail_gateway_busy=f"{hedged['cpu_ms_per_answer'] * hedged['throughput'] / 1000:.0%}",
@@ -437,10 +445,10 @@ def _cpu_figures(cpu: dict[str, Any]) -> dict[str, str]:
         "shed_idle": f"{shed['idle_us_per_s']:,.0f}",
         "shed_fastapi": f"{fastapi['cpu_us_per_answer']:.0f}",
         "shed_verdict": _verdict(unpaced["cpu_us_per_answer"] <= 50 and paced_net <= 50),
-        "storm_command": gateway["command"],
-        "storm_table": "\n".join(storm_rows),
-        "storm_verdict": _verdict(storm_met),
-        "storm_reading": storm_reading,
+        "cpu_storm_command": gateway["command"],
+        "cpu_storm_table": "\n".join(storm_rows),
+        "cpu_storm_verdict": _verdict(storm_met),
+        "cpu_storm_reading": storm_reading,
         "cpu_overload_command": overload["command"],
         "cpu_overload_table": overload["table"],
         "cpu_overload_verdict": _verdict(cpu_met),
@@ -590,7 +598,7 @@ _BACKEND_HEADER = (
 )
 
 
-def _backend_table(runs: dict[str, Any], labels: dict[str, str]) -> str:
+def backend_table(runs: dict[str, Any], labels: dict[str, str]) -> str:
     rows = [_backend_row(labels[key], run) for key, run in runs.items()]
     return "\n".join([_BACKEND_HEADER, *rows])
 
@@ -610,7 +618,7 @@ def _backend_figures(backends: dict[str, Any]) -> dict[str, str]:
 
     return {
         "capacity_command": sized["command"],
-        "capacity_table": _backend_table(
+        "capacity_table": backend_table(
             capacity, {"40": "semaphore 40 (the shards' capacity)", "400": "semaphore 400 (10 x)"}
         ),
         "capacity_p99_ratio": f"{_p99(large) / _p99(sized):.1f}",
@@ -618,14 +626,14 @@ def _backend_figures(backends: dict[str, Any]) -> dict[str, str]:
         "capacity_sized_refused": f"{sized['refused']:.0f}",
         "capacity_refusal_words": more_or_fewer(large["refused"], sized["refused"]),
         "storm_command": unbudgeted["command"],
-        "storm_table": _backend_table(
+        "storm_table": backend_table(
             storm, {"unbudgeted": "retries and hedges unbudgeted", "budgeted": "budgets of 10 %"}
         ),
         "storm_calls": f"{unbudgeted['shard_calls_per_request']:.1f}",
         "storm_budgeted_calls": f"{budgeted['shard_calls_per_request']:.1f}",
         "storm_refusal_words": more_or_fewer(unbudgeted["refused"], budgeted["refused"]),
         "loss_command": lenient["command"],
-        "loss_table": _backend_table(
+        "loss_table": backend_table(
             loss, {"min_ok=1": "min_ok=1 (default)", "min_ok=16": "min_ok=16"}
         ),
         "loss_partial": f"{_outcomes(lenient['result'])['partial']}",

@@ -1,6 +1,6 @@
 """Regenerate docs/benchmarks.md and its plots: every figure from one run.
 
-    .venv/bin/python benchmarks/regenerate.py            # about 26 minutes on 2 cores
+    .venv/bin/python benchmarks/regenerate.py            # about 40 minutes on 2 cores
     .venv/bin/python benchmarks/regenerate.py --quick    # shorter runs, for a look
     .venv/bin/python benchmarks/regenerate.py --render results.json   # the page again
 

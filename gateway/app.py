@@ -26,6 +26,7 @@ from gateway.settings import GatewaySettings
 from gateway.shard_admin import ShardAdmin
 from gateway.shards import Shard, shard_table
 from gateway.state import GatewayState
+from gateway.throttle import Throttles
 from gateway.upstream import ConnectionHooks, UpstreamClient, create_upstream
 from shardstack import __version__
 from shardstack.common.admin_token import token_or_new
@@ -125,8 +126,13 @@ def _fanout(
         open_s = settings.breaker_open_ms / 1000.0
         breakers = Breakers(shard_ids, settings.breaker_failures, open_s, metrics.circuit_breakers)
     retries = Retries(settings.retry_budget, metrics) if settings.retry_budget else None
+    throttles = None
+    if settings.throttle_k:
+        throttles = Throttles(shard_ids, settings.throttle_k, settings.throttle_window_s)
     shard_timeout_s = settings.shard_timeout_ms / 1000.0
-    return FanOut(upstream, permits, shard_timeout_s, metrics, hedging, breakers, retries)
+    return FanOut(
+        upstream, permits, shard_timeout_s, metrics, hedging, breakers, retries, throttles
+    )
 
 
 async def _request_validation_error(request: Request, exc: Exception) -> Response:

@@ -4,6 +4,7 @@ through each shard's circuit breaker, with a budgeted retry of failures that all
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Mapping, Sequence
 
@@ -18,6 +19,7 @@ from gateway.results import ShardOutcome, ShardResult
 from gateway.retries import RETRYABLE_STATUSES, Retries
 from gateway.server_timing import shard_timing
 from gateway.shards import Shard
+from gateway.throttle import Throttles
 from gateway.upstream import (
     CallTiming,
     UpstreamClient,
@@ -51,6 +53,7 @@ class FanOut:
         hedging: Hedging | None = None,
         breakers: Breakers | None = None,
         retries: Retries | None = None,
+        throttles: Throttles | None = None,
     ) -> None:
         self._client = client
         self._permits = permits
@@ -59,6 +62,7 @@ class FanOut:
         self._hedging = hedging
         self._breakers = breakers
         self._retries = retries
+        self._throttles = throttles
 
     async def run(
         self,
@@ -95,6 +99,15 @@ class FanOut:
         if breaker is not None and not breaker.allow():
             self._metrics.shard_skipped(shard.id, ShardOutcome.CIRCUIT_OPEN)
             return ShardResult(shard.id, ShardOutcome.CIRCUIT_OPEN, 0.0, detail=breaker.skip_detail)
+        throttle = None
+        if self._throttles is not None:
+            throttle = self._throttles[shard.id]
+            if not throttle.allow(time.monotonic(), random.random()):
+                if breaker is not None:
+                    breaker.abandon()
+                self._metrics.shard_skipped(shard.id, ShardOutcome.THROTTLED)
+                detail = self._throttles.skip_detail
+                return ShardResult(shard.id, ShardOutcome.THROTTLED, 0.0, detail=detail)
         result = None
         try:
             result = await self._attempt(shard, deadline, permit_by, headers)
@@ -118,6 +131,11 @@ class FanOut:
                     breaker.abandon()
                 else:
                     breaker.record(result.status not in _BREAKER_FAILURES)
+            if throttle is not None:
+                if result is None or result.status is ShardOutcome.SHED:
+                    throttle.withdraw()
+                elif result.status is ShardOutcome.OK:
+                    throttle.accepted(time.monotonic())
         if result.status is ShardOutcome.SHED:
             self._metrics.shard_skipped(shard.id, ShardOutcome.SHED)
             return result

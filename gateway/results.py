@@ -16,6 +16,7 @@ class ShardOutcome(StrEnum):
     UNREACHABLE = "unreachable"  # no connection could be made
     CIRCUIT_OPEN = "circuit_open"  # not called: its breaker is open (gateway/breaker.py)
     SHED = "shed"  # not called: no permit came in time, so the request is shed (503)
+    THROTTLED = "throttled"  # not called: refused here, the shard is refusing (gateway/throttle.py)
 
 
 class AggregateStatus(StrEnum):

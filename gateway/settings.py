@@ -115,6 +115,17 @@ class GatewaySettings(BaseSettings):
         le=1,
         description="retries at most this fraction of shard calls (plus a burst of 20); 0: none",
     )
+    throttle_k: float = Field(
+        0,
+        ge=0,
+        le=1000,
+        description="client-side throttling: refuse a shard call here with probability "
+        "max(0, (requests - k * accepts) / (requests + 1)) over the last throttle_window_s; "
+        "0: off, else at least 1",
+    )
+    throttle_window_s: float = Field(
+        10, gt=0, le=3600, description="the window over which throttling counts a shard's calls"
+    )
     hedge: bool = Field(
         False, description="send a second call to a shard slower than its recent quantile"
     )
@@ -242,6 +253,16 @@ class GatewaySettings(BaseSettings):
             raise ValueError(
                 f"{value} is more than net.core.somaxconn ({limit}), to which the kernel "
                 "would cut it; lower it or raise the sysctl"
+            )
+        return value
+
+    @field_validator("throttle_k")
+    @classmethod
+    def _throttle_k_off_or_at_least_one(cls, value: float) -> float:
+        if 0 < value < 1:
+            raise ValueError(
+                f"{value:g} would refuse calls to a shard that serves every one; "
+                "use 0 (off) or at least 1"
             )
         return value
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 HOST = "127.0.0.1"
@@ -140,6 +141,14 @@ class ShardProcess:
     @property
     def admin_url(self) -> str:
         return f"http://{HOST}:{self.admin_port}"
+
+    def calls_received(self) -> float:
+        """Every /data call this shard has counted, from its own metrics."""
+        text = httpx.get(f"{self.admin_url}/metrics").text
+        for family in text_string_to_metric_families(text):
+            if family.name == "shard_requests":
+                return sum(s.value for s in family.samples if s.name.endswith("_total"))
+        raise AssertionError("shard_requests not exported")
 
 
 StartShard = Callable[..., ShardProcess]

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import httpx
 import pytest
 from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.parser import text_string_to_metric_families
@@ -65,14 +64,6 @@ def _metric(client: TestClient, name: str, **labels: str) -> float:
     raise AssertionError(f"{name} {labels} not exported")
 
 
-def _calls_received(shard: ShardProcess) -> float:
-    text = httpx.get(f"{shard.admin_url}/metrics").text
-    for family in text_string_to_metric_families(text):
-        if family.name == "shard_requests":
-            return sum(sample.value for sample in family.samples if sample.name.endswith("_total"))
-    raise AssertionError("shard_requests not exported")
-
-
 def test_a_failing_shard_is_skipped_without_a_call_then_probed_back_in(
     gateway: TestClient, shards: list[ShardProcess]
 ) -> None:
@@ -80,11 +71,11 @@ def test_a_failing_shard_is_skipped_without_a_call_then_probed_back_in(
     assert [_flaky(gateway)["status"] for _ in range(3)] == ["error"] * 3
     assert _metric(gateway, "gateway_circuit_breakers", shard=str(FLAKY), state="open") == 1
 
-    received = _calls_received(shards[FLAKY])
+    received = shards[FLAKY].calls_received()
     skipped = [_flaky(gateway) for _ in range(5)]
     assert {result["status"] for result in skipped} == {"circuit_open"}
     assert "3 failures in a row" in skipped[0]["detail"]
-    assert _calls_received(shards[FLAKY]) == received  # no call reached the shard
+    assert shards[FLAKY].calls_received() == received  # no call reached the shard
     assert _metric(gateway, "gateway_semaphore_in_use") == 0
 
     # Still failing when probed: open again, for another OPEN_MS.
@@ -146,13 +137,13 @@ def test_a_failure_a_second_try_can_fix_is_retried_once(
     gateway: TestClient, shards: list[ShardProcess]
 ) -> None:
     _inject(gateway, kind="error", status=503, probability=0.5, id="coin")
-    received = _calls_received(shards[FLAKY])
+    received = shards[FLAKY].calls_received()
     results = [_flaky(gateway) for _ in range(30)]
     retried = [result for result in results if result.get("attempts") == 2]
     assert retried, "half the calls fail; some must have been retried"
     assert any(result["status"] == "ok" for result in retried)
     assert all(result.get("attempts", 1) <= 2 for result in results)
-    assert _calls_received(shards[FLAKY]) - received == 30 + len(retried)
+    assert shards[FLAKY].calls_received() - received == 30 + len(retried)
     assert _metric(gateway, "gateway_retries_sent_total") == len(retried)
 
 

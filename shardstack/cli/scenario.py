@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
+from types import FrameType
 
 import click
 
@@ -62,7 +64,7 @@ def check(file: Path, shard_count: int | None, zone_count: int | None, gateway: 
 @gateway_option
 @token_option
 def run(file: Path, keep: bool, gateway: str, token: str | None) -> None:
-    """Run FILE's timeline; Ctrl-C stops it and removes what it injected."""
+    """Run FILE's timeline; Ctrl-C (or SIGTERM) stops it and removes what it injected."""
     loaded = scenario.load(file)
     with connect(gateway, token) as client:
         steps = scenario.plan(loaded, *_topology(client))
@@ -79,15 +81,25 @@ def run(file: Path, keep: bool, gateway: str, token: str | None) -> None:
                 outcome += f"  ({len(failed)} shards failed: {failed[0].get('detail')})"
             return outcome
 
+        # SIGTERM (docker stop, kill, a supervisor) cleans up as Ctrl-C does.
+        signal.signal(signal.SIGTERM, _terminated)
         try:
             took_s = scenario.run(steps, inject, click.echo)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, _Terminated) as stopped:
             click.echo("interrupted; removing the scenario's faults", err=True)
             _remove(client, steps)
-            raise click.exceptions.Exit(130) from None
+            raise click.exceptions.Exit(143 if isinstance(stopped, _Terminated) else 130) from None
         if not keep:
             _remove(client, steps)
         click.echo(f"done in {took_s:.1f}s")
+
+
+class _Terminated(Exception):
+    """SIGTERM arrived while the scenario ran."""
+
+
+def _terminated(signum: int, frame: FrameType | None) -> None:
+    raise _Terminated
 
 
 def _topology(client: GatewayClient) -> tuple[int, list[str | None] | None]:

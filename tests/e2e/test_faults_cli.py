@@ -217,8 +217,11 @@ steps:
 """
 
 
-def test_ctrl_c_stops_a_scenario_and_removes_what_it_injected(
-    stack: RunningStack, tmp_path: Path
+@pytest.mark.parametrize(
+    ("sig", "exit_code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl-c", "term"]
+)
+def test_ctrl_c_or_term_stops_a_scenario_and_removes_what_it_injected(
+    stack: RunningStack, tmp_path: Path, sig: signal.Signals, exit_code: int
 ) -> None:
     path = tmp_path / "long.yaml"
     path.write_text(LONG_SCENARIO)
@@ -236,10 +239,10 @@ def test_ctrl_c_stops_a_scenario_and_removes_what_it_injected(
             time.sleep(0.1)
         listed = stack.cli("fault", "list").stdout
         assert "interrupted-1" in listed
-        process.send_signal(signal.SIGINT)
+        process.send_signal(sig)
         _, stderr = process.communicate(timeout=60)
     finally:
         process.kill()
-    assert process.returncode == 130
+    assert process.returncode == exit_code
     assert "removing the scenario's faults" in stderr
     assert stack.cli("fault", "list").stdout.strip() == "no active faults"

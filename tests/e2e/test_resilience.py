@@ -15,7 +15,7 @@ import psutil
 
 from tests.e2e.observe import HeldLoad, scrape, wait_for
 from tests.e2e.stack import RunningStack, StartStack, get, gunicorn_workers
-from tests.support import HOST, SCHEDULING_MARGIN_S, wait_until_ready
+from tests.support import HOST, SCHEDULING_MARGIN_S, wait_until, wait_until_ready
 
 WORKERS = 2
 DEADLINE_MS = 1000
@@ -208,6 +208,8 @@ def test_a_killed_worker_fails_only_its_own_requests(start: StartStack) -> None:
         # Frozen first, so that what it holds is counted with no accept racing the count:
         # its clients, and what waits in its accept queue, are then all it will lose.
         victim.suspend()
+        # SIGSTOP takes effect when the kernel next schedules it: count only once stopped.
+        wait_until(lambda: victim.status() == psutil.STATUS_STOPPED, 5, "the worker stopped")
         its_clients = clients(victim)
         queued = _accept_queue(victim_pid, port)
         victim.kill()

@@ -57,6 +57,22 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float, what: str) -> None:
+    """Until `url` answers 200, then a moment more for every gunicorn worker, not only
+    the first; RuntimeError if `process` exits or `timeout_s` passes first."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=2).status_code == 200:
+                break
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited")
+        time.sleep(0.5)
+    else:
+        raise RuntimeError(f"{what} did not become ready in {timeout_s:g} s")
+    time.sleep(2)
+
+
 @contextlib.contextmanager
 def _stack(*args: str, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
     """`shardstack up ARGS` until the block ends, stopped as Ctrl-C would."""
@@ -68,17 +84,7 @@ def _stack(*args: str, env: dict[str, str] | None = None) -> Iterator[subprocess
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{GATEWAY}/readyz", timeout=2).status_code == 200:
-                    break
-            if process.poll() is not None:
-                raise RuntimeError(f"shardstack up {' '.join(args)} exited")
-            time.sleep(0.5)
-        else:
-            raise RuntimeError("the stack did not become ready in 90 s")
-        time.sleep(2)  # every gunicorn worker up, not only the first
+        _wait_ready(f"{GATEWAY}/readyz", process, 90, f"shardstack up {' '.join(args)}")
         yield process
     finally:
         os.killpg(process.pid, signal.SIGINT)
@@ -207,12 +213,9 @@ def stack_memory(duration: str) -> dict[str, Any]:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         while load.poll() is None:
-            pss = rss = 0
-            for member in [root, *root.children(recursive=True)]:
-                with contextlib.suppress(psutil.NoSuchProcess):
-                    memory = member.memory_full_info()
-                    pss, rss = pss + memory.pss, rss + memory.rss
-            peak_pss, peak_rss = max(peak_pss, pss), max(peak_rss, rss)
+            memory = _tree_memory(root)
+            peak_pss = max(peak_pss, memory["pss_bytes"])
+            peak_rss = max(peak_rss, memory["rss_bytes"])
             time.sleep(0.5)
         processes = 1 + len(root.children(recursive=True))
     return {"peak_pss": peak_pss, "peak_rss": peak_rss, "processes": processes}
@@ -354,15 +357,7 @@ def _seed(workers: int, keepalive_s: int = 5) -> Iterator[psutil.Process]:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"http://127.0.0.1:{SEED_PORT}/readyz", timeout=2).is_success:
-                    break
-            time.sleep(0.5)
-        else:
-            raise RuntimeError("the seed did not become ready in 60 s")
-        time.sleep(2)  # every worker up
+        _wait_ready(f"http://127.0.0.1:{SEED_PORT}/readyz", process, 60, "the seed")
         yield psutil.Process(process.pid)
     finally:
         process.send_signal(signal.SIGTERM)
@@ -419,7 +414,8 @@ def cpu_storm(seconds: int) -> dict[str, Any]:
 
 
 def _tree_memory(master: psutil.Process) -> dict[str, int]:
-    """PSS and RSS of a server's master and workers, summed."""
+    """PSS and RSS of a process and all its descendants (a server's master and workers,
+    a whole stack), summed."""
     pss = rss = 0
     for process in [master, *master.children(recursive=True)]:
         with contextlib.suppress(psutil.NoSuchProcess):

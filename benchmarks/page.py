@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import platform
+from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import matplotlib
 import psutil
@@ -316,22 +317,42 @@ def _overload_figures(overload: dict[str, Any]) -> dict[str, str]:
     return figures
 
 
+class _Tally(NamedTuple):
+    statuses: Counter[str]
+    answers: int
+    errors: int  # failed opens and failed requests
+    late: int  # answers past the deadline
+    slowest_ms: tuple[float, float]  # of the first requests, of the second ones
+
+
+def _tally(clients: list[dict[str, Any]]) -> _Tally:
+    """What one or more outputs of benchmarks/connections.py add up to, both phases."""
+    phases = [client[phase] for client in clients for phase in ("first", "again")]
+    statuses: Counter[str] = Counter()
+    for phase in phases:
+        statuses.update(phase["statuses"])
+    errors = sum(sum(client["open_errors"].values()) for client in clients) + sum(
+        sum(phase["errors"].values()) for phase in phases
+    )
+    first, again = (
+        max(((client[phase]["max_ms"] or 0.0) for client in clients), default=0.0)
+        for phase in ("first", "again")
+    )
+    late = sum(phase["past_deadline"] for phase in phases)
+    return _Tally(statuses, sum(statuses.values()), errors, late, (first, again))
+
+
 def _connection_figures(connections: dict[str, Any]) -> dict[str, str]:
     claim, furthest = connections["runs"][0], connections["runs"][-1]
     phases = ("first", "again")
     rows = []
     for run in connections["runs"]:
-        errors = sum(run["open_errors"].values()) + sum(
-            sum(run[phase]["errors"].values()) for phase in ("first", "again")
-        )
-        answers = run["first"]["answers"] + run["again"]["answers"]
-        statuses = {k: run["first"]["statuses"].get(k, 0) + run["again"]["statuses"].get(k, 0)
-                    for k in {*run["first"]["statuses"], *run["again"]["statuses"]}}  # fmt: skip
-        late = run["first"]["past_deadline"] + run["again"]["past_deadline"]
+        tally = _tally([run])
         rows.append(
-            f"| {run['connections']:,} | {run['opened']:,} | {answers:,} | "
-            + ", ".join(f"{k}: {v:,}" for k, v in sorted(statuses.items()))
-            + f" | {errors} | {late} | {run['first']['max_ms']:.0f} / {run['again']['max_ms']:.0f}"
+            f"| {run['connections']:,} | {run['opened']:,} | {tally.answers:,} | "
+            + ", ".join(f"{k}: {v:,}" for k, v in sorted(tally.statuses.items()))
+            + f" | {tally.errors} | {tally.late} | "
+            f"{tally.slowest_ms[0]:.0f} / {tally.slowest_ms[1]:.0f}"
             f" | {run['held']['open_fds']:,} | {run['held']['pss_bytes'] / MIB:.0f} |"
         )
     per_connection = (furthest["held"]["pss_bytes"] - claim["held"]["pss_bytes"]) / max(
@@ -462,28 +483,20 @@ def _spread_figures(spread: dict[str, Any]) -> dict[str, str]:
     for name, run in spread["runs"].items():
         clients = [client for client in run["clients"] if "failed" not in client]
         failed = [client["failed"] for client in run["clients"] if "failed" in client]
-        phases = [client[phase] for client in clients for phase in ("first", "again")]
-        statuses: dict[str, int] = {}
-        for phase in phases:
-            for code, count in phase["statuses"].items():
-                statuses[code] = statuses.get(code, 0) + count
-        errors = sum(sum(c["open_errors"].values()) for c in clients) + sum(
-            sum(phase["errors"].values()) for phase in phases
-        )
+        tally = _tally(clients)
+        statuses, errors = tally.statuses, tally.errors
         memory = max((client["held"] for client in clients), key=lambda m: m["pss_bytes"],
                      default={"pss_bytes": 0, "open_fds": 0})  # fmt: skip
         opened = sum(client["opened"] for client in clients)
         held[name] = (opened, statuses, errors, memory, run["idle"], failed)
-        slowest = [max((client[p]["max_ms"] or 0.0) for client in clients) if clients else 0.0
-                   for p in ("first", "again")]  # fmt: skip
         failure = (
             f" ({len(failed)} of {len(run['clients'])} client processes failed)" if failed else ""
         )
         rows.append(
-            f"| {name}{failure} | {opened:,} | {sum(statuses.values()):,} | "
+            f"| {name}{failure} | {opened:,} | {tally.answers:,} | "
             + (", ".join(f"{k}: {v:,}" for k, v in sorted(statuses.items())) or "none")
-            + f" | {errors:,} | {sum(phase['past_deadline'] for phase in phases):,} | "
-            f"{slowest[0]:.0f} / {slowest[1]:.0f} | {memory['open_fds']:,} | "
+            + f" | {errors:,} | {tally.late:,} | "
+            f"{tally.slowest_ms[0]:.0f} / {tally.slowest_ms[1]:.0f} | {memory['open_fds']:,} | "
             f"{run['idle']['pss_bytes'] / MIB:.0f}, {memory['pss_bytes'] / MIB:.0f} |"
         )
     total = spread["total"]

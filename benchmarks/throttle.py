@@ -19,29 +19,26 @@ import page
 from experiments import BROWNOUT_STACK, CAPACITY_STACK, NO_BREAKERS, open_loop, under_scenario
 
 THROTTLE = {"off": {}, "k=2": {"GATEWAY_THROTTLE_K": "2"}}
+LABELS = {label: f"throttling {label}" for label in THROTTLE}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-d", "--duration", default="20s", help="each load's length (20s)")
     duration = parser.parse_args().duration
-    oversized = {**NO_BREAKERS, "GATEWAY_SEMAPHORE_SIZE": "400"}
-    capacity = {
-        label: under_scenario("capacity-slowdown.yaml", CAPACITY_STACK, {**oversized, **env},
-                              open_loop(20, duration))
-        for label, env in THROTTLE.items()
-    }  # fmt: skip
-    hedged = {**NO_BREAKERS, "GATEWAY_HEDGE": "true"}
-    brownout = {
-        label: under_scenario("zone-brownout.yaml", BROWNOUT_STACK, {**hedged, **env},
-                              open_loop(40, duration))
-        for label, env in THROTTLE.items()
-    }  # fmt: skip
-    labels = {label: f"throttling {label}" for label in THROTTLE}
-    print(f"finite capacity, semaphore 400: {capacity['off']['command']}")
-    print(page.backend_table(capacity, labels))
-    print(f"\nzone brown-out, 10 % budgets: {brownout['off']['command']}")
-    print(page.backend_table(brownout, labels))
+    experiments = (
+        ("finite capacity, semaphore 400", "capacity-slowdown.yaml", CAPACITY_STACK,
+         {**NO_BREAKERS, "GATEWAY_SEMAPHORE_SIZE": "400"}, 20),
+        ("zone brown-out, 10 % budgets", "zone-brownout.yaml", BROWNOUT_STACK,
+         {**NO_BREAKERS, "GATEWAY_HEDGE": "true"}, 40),
+    )  # fmt: skip
+    for title, scenario, stack, env, rate in experiments:
+        runs = {
+            label: under_scenario(scenario, stack, {**env, **throttle}, open_loop(rate, duration))
+            for label, throttle in THROTTLE.items()
+        }
+        print(f"\n{title}: {runs['off']['command']}")
+        print(page.backend_table(runs, LABELS))
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import orjson
 import psutil
 
 from gateway.settings import GatewaySettings
+from shardstack.bench.variants import FAN_OUT_VARIANT
 from shardstack.common import topology
 from shardstack.control.client import DEFAULT_GATEWAY
 
@@ -119,12 +120,14 @@ def generator_check(duration: str) -> dict[str, Any]:
 # Where a worker's time goes, by the first rule that matches a sampled stack.
 _PROFILE_PARTS = (
     ("prometheus-client (metrics)", ("prometheus_client",)),
-    ("aiohttp client: building and sending requests", ("AiohttpUpstream",)),
+    ("pool sampling (the kernel's connection count)", ("sample_pool",)),
+    ("pyreqwest client: its Python side, and Rust while holding the GIL", ("PyreqwestUpstream",)),
+    ("aiohttp client", ("AiohttpUpstream", "aiohttp")),
     ("fan-out: timeouts, permits, results, JSON parsing", ("FanOut",)),
     ("FastAPI / Starlette: routing, validation, the aggregate route", ("fastapi", "starlette")),
-    ("aiohttp client: reading answers off the sockets", ("aiohttp",)),
     ("uvicorn: the gateway's own HTTP", ("uvicorn/protocols",)),
 )
+_NATIVE_THREAD = "pyreqwest's runtime (tokio, its own thread, no Python frames)"
 
 
 def _profile_shares(path: Path) -> list[tuple[str, float]]:
@@ -136,8 +139,9 @@ def _profile_shares(path: Path) -> list[tuple[str, float]]:
         if "WorkerThread" in stack:  # anyio's idle thread pool
             continue
         total += int(samples)
+        unnamed = "the event loop itself (uvloop, in C)" if stack.strip() else _NATIVE_THREAD
         part = next((name for name, marks in _PROFILE_PARTS if any(m in stack for m in marks)),
-                    "the event loop itself (uvloop, in C)")  # fmt: skip
+                    unnamed)  # fmt: skip
         counts[part] = counts.get(part, 0) + int(samples)
     return sorted(((name, n / total) for name, n in counts.items()), key=lambda x: -x[1])
 
@@ -147,12 +151,12 @@ def half_saturation(duration: str, shards_per_process: int) -> dict[str, Any]:
     then half of it as an open loop, against the gateway and the floor in turn."""
     common = ("compare", "--latency", "fixed:10", "--workers", "2",
               "--shards-per-process", str(shards_per_process))  # fmt: skip
-    saturated = bench(_scratch(), *common, "--variants", "gateway-aiohttp", "-c", "64",
-                       "-d", duration)["results"]["gateway-aiohttp"]  # fmt: skip
+    saturated = bench(_scratch(), *common, "--variants", FAN_OUT_VARIANT, "-c", "64",
+                       "-d", duration)["results"][FAN_OUT_VARIANT]  # fmt: skip
     rate = round(saturated["throughput"] / 2)
-    half = bench(_scratch(), *common, "--variants", "gateway-aiohttp,floor",
+    half = bench(_scratch(), *common, "--variants", f"{FAN_OUT_VARIANT},floor",
                   "--rate", str(rate), "-d", "20s")  # fmt: skip
-    idle = bench(_scratch(), *common, "--variants", "gateway-aiohttp,floor",
+    idle = bench(_scratch(), *common, "--variants", f"{FAN_OUT_VARIANT},floor",
                   "--rate", "5", "-d", duration)  # fmt: skip
     return {"saturation": saturated["throughput"], "rate": rate, "idle": idle, **half}
 

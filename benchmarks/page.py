@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import platform
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -12,6 +13,8 @@ from typing import Any, NamedTuple
 import matplotlib
 import psutil
 import shard_cost
+
+from shardstack.bench.variants import FAN_OUT_VARIANT
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -92,17 +95,17 @@ def page(
     quick: bool,
 ) -> str:
     c = compare["results"]
-    gateway, seed, floor = c["gateway-aiohttp"], c["seed"], c["floor"]
+    gateway, seed, floor = c[FAN_OUT_VARIANT], c["seed"], c["floor"]
     tail = tails[0]
     t = tail["results"]
-    plain, hedged = t["gateway-aiohttp"], t["gateway-hedged"]
+    plain, hedged = t["gateway-plain"], t["gateway-hedged"]
     ratios = [_tail_figures(run) for run in tails]
     tail_met = all(ratio >= 5 and more <= 0.10 for ratio, more in ratios)
     extra = ratios[0][1]
     # The layout this page recommends for the machine: the one with the lower p99.
-    layout = min(half, key=lambda k: half[k]["results"]["gateway-aiohttp"]["latency_ms"]["99.0"])
+    layout = min(half, key=lambda k: half[k]["results"][FAN_OUT_VARIANT]["latency_ms"]["99.0"])
     chosen = half[layout]
-    p = chosen["results"]["gateway-aiohttp"]["latency_ms"]
+    p = chosen["results"][FAN_OUT_VARIANT]["latency_ms"]
     machine = (
         f"{platform.machine()}, {psutil.cpu_count()} cores, "
         f"{psutil.virtual_memory().total / 2**30:.0f} GiB, Python {platform.python_version()}, "
@@ -126,8 +129,10 @@ def page(
         seed_cpu=f"{seed['cpu_ms_per_answer']:.1f}",
         gateway_cpu_short=f"{gateway['cpu_ms_per_answer']:.2f}",
         floor_over_seed=f"{floor['throughput'] / seed['throughput']:.1f}",
-        floor_verdict=_verdict(floor_ratio >= 0.8),
+        floor_verdict=_verdict(floor_ratio >= 1.3),
         seed_verdict=_verdict(seed_ratio >= 20),
+        **_client_figures(c, compare["table"]),
+        **_churn_figures(tails, tail["table"]),
         **_half_figures(half),
         recommended=_layout_name(layout),
         half_p50=f"{p['50.0']:.1f}",
@@ -178,9 +183,52 @@ def page(
     )
 
 
+def _client_figures(c: dict[str, Any], table: str) -> dict[str, str]:
+    """The upstream clients, the seed with sniffio, the pyreqwest floor and the physical
+    limit (the line `bench compare` prints under its table)."""
+    gateway = c[FAN_OUT_VARIANT]
+    cpu = {name: result["cpu_ms_per_answer"] for name, result in c.items()}
+    httpx_ratio = cpu["gateway-httpx"] / cpu["gateway-aiohttp"]
+    limit = re.search(r"could cost ([\d.]+) ms per aggregate", table)
+    limit_ms = float(limit.group(1)) if limit else float("nan")
+    return {
+        "seed_sniffio_ratio": f"{gateway['throughput'] / c['seed-sniffio']['throughput']:.1f}",
+        "seed_sniffio_cpu": f"{cpu['seed-sniffio']:.1f}",
+        "floor_pyreqwest_ratio": (
+            f"{gateway['throughput'] / c['floor-pyreqwest']['throughput']:.2f}"
+        ),
+        "floor_pyreqwest_cpu": f"{cpu['floor-pyreqwest']:.2f}",
+        "cpu_verdict": _verdict(cpu[FAN_OUT_VARIANT] <= 3.0),
+        "pyreqwest_cpu": f"{cpu['gateway-pyreqwest']:.2f}",
+        "aiohttp_cpu": f"{cpu['gateway-aiohttp']:.2f}",
+        "httpx_cpu": f"{cpu['gateway-httpx']:.2f}",
+        "httpx_ratio": f"{httpx_ratio:.1f}",
+        "httpx_verdict": _verdict(httpx_ratio <= 2.0),
+        "limit_ms": f"{limit_ms:.2f}",
+        "limit_multiple": f"{cpu[FAN_OUT_VARIANT] / limit_ms:.0f}",
+    }
+
+
+def _churn_figures(tails: list[dict[str, Any]], table: str) -> dict[str, str]:
+    """Connections closed for hedges over every tail run: losers cut at their deadline,
+    against every loser still running at the answer (what cancelling them cost)."""
+    after = before = 0.0
+    for run in tails:
+        losers = run["results"]["gateway-hedged"]["hedge_losers"] or {}
+        after += losers.get("cut", 0.0)
+        before += losers.get("cut", 0.0) + losers.get("finished", 0.0)
+    lines = [line for line in table.splitlines() if "hedged pairs" in line]
+    return {
+        "churn_after": f"{after:,.0f}",
+        "churn_before": f"{before:,.0f}",
+        "churn_verdict": _verdict(after <= before / 2),
+        "hedge_lines": "\n".join(f"    {line}" for line in lines),
+    }
+
+
 def _tail_figures(tail: dict[str, Any]) -> tuple[float, float]:
     """How many times lower the hedged p99 is, and the fraction of extra shard calls."""
-    plain, hedged = tail["results"]["gateway-aiohttp"], tail["results"]["gateway-hedged"]
+    plain, hedged = tail["results"]["gateway-plain"], tail["results"]["gateway-hedged"]
     extra = hedged["shard_calls_per_request"] / plain["shard_calls_per_request"] - 1
     return plain["latency_ms"]["99.0"] / hedged["latency_ms"]["99.0"], extra
 
@@ -204,7 +252,7 @@ def _half_figures(half: dict[str, dict[str, Any]]) -> dict[str, str]:
     rows, tables = [], []
     for layout, run in half.items():
         name = _layout_name(layout)
-        for variant, label in (("gateway-aiohttp", "this gateway"), ("floor", "the floor")):
+        for variant, label in ((FAN_OUT_VARIANT, "this gateway"), ("floor", "the floor")):
             latency = run["results"][variant]["latency_ms"]
             idle = run["idle"]["results"][variant]["latency_ms"]
             rows.append(
@@ -219,16 +267,16 @@ def _half_figures(half: dict[str, dict[str, Any]]) -> dict[str, str]:
         return f"{run[variant]['latency_ms']['99.0']:.0f}"
 
     return {
-        "half_gateway_p99_1": p99(one, "gateway-aiohttp"),
-        "half_gateway_p99_20": p99(packed, "gateway-aiohttp"),
+        "half_gateway_p99_1": p99(one, FAN_OUT_VARIANT),
+        "half_gateway_p99_20": p99(packed, FAN_OUT_VARIANT),
         "half_floor_p99_1": p99(one, "floor"),
         "half_floor_p99_20": p99(packed, "floor"),
         "half_rows": "\n".join(rows),
         "half_tables": "\n\n".join(tables),
-        "half_gateway_cpu": f"{one['gateway-aiohttp']['cpu_ms_per_answer']:.1f}",
+        "half_gateway_cpu": f"{one[FAN_OUT_VARIANT]['cpu_ms_per_answer']:.1f}",
         "half_floor_cpu": f"{one['floor']['cpu_ms_per_answer']:.1f}",
-        "half_shards_cpu_1": f"{one['gateway-aiohttp']['shards_cpu_ms_per_answer']:.1f}",
-        "half_shards_cpu_20": f"{packed['gateway-aiohttp']['shards_cpu_ms_per_answer']:.1f}",
+        "half_shards_cpu_1": f"{one[FAN_OUT_VARIANT]['shards_cpu_ms_per_answer']:.1f}",
+        "half_shards_cpu_20": f"{packed[FAN_OUT_VARIANT]['shards_cpu_ms_per_answer']:.1f}",
     }
 
 
@@ -546,7 +594,8 @@ def _verdict(ok: bool) -> str:
 
 def _tail_model(q: float, hedged: bool, shards: int = 20) -> float:
     """The aggregate's q-quantile (ms) from `bench tail`'s latency model alone: the slowest of
-    `shards` Pareto(2 ms, 1.5) shards, each, if `hedged`, also sent again at its p95."""
+    `shards` Pareto(2 ms, 1.5) shards, each, if `hedged`, also sent again at its p95 (the
+    gateway's default: 1 - half the 10 % budget)."""
     scale, alpha = 2.0, 1.5  # TAIL_LATENCY in shardstack/cli/bench.py
     hedge_at = scale * 0.05 ** (-1 / alpha)
 

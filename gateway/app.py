@@ -120,7 +120,12 @@ def _fanout(
     shard_ids = [shard.id for shard in shards]
     hedging = None
     if settings.hedge:
-        hedging = Hedging(shard_ids, settings.hedge_quantile, settings.hedge_budget, metrics)
+        quantile = settings.hedge_quantile
+        if quantile is None:
+            # Slow calls come in bursts: hedging the whole budget's share of calls leaves
+            # none for them (at 1 - budget, bench tail's hedged p99 was 3.4 x worse).
+            quantile = 1.0 - settings.hedge_budget / 2
+        hedging = Hedging(shard_ids, quantile, settings.hedge_budget, metrics)
     breakers = None
     if settings.breaker_failures:
         open_s = settings.breaker_open_ms / 1000.0

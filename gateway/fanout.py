@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 import orjson
 
 from gateway.breaker import Breakers
-from gateway.hedging import Hedging
+from gateway.hedging import Hedging, LoserFate
 from gateway.metrics import GatewayMetrics
 from gateway.overload import Overloaded, ShedReason
 from gateway.permits import Permits
@@ -63,6 +63,8 @@ class FanOut:
         self._breakers = breakers
         self._retries = retries
         self._throttles = throttles
+        # Hedged calls that lost, running on to their end (`_let_finish`).
+        self._finishing: set[asyncio.Task[None]] = set()
 
     async def run(
         self,
@@ -161,8 +163,9 @@ class FanOut:
             async with asyncio.timeout_at(deadline) as scope:
                 await self._permits.acquire(permit_by)
                 try:
-                    scope.reschedule(min(deadline, loop.time() + self._shard_timeout_s))
-                    response = await self._get(shard, headers, timing)
+                    call_deadline = min(deadline, loop.time() + self._shard_timeout_s)
+                    scope.reschedule(call_deadline)
+                    response = await self._get(shard, headers, timing, call_deadline)
                 finally:
                     self._permits.release()
         except Overloaded:
@@ -204,34 +207,67 @@ class FanOut:
             self._metrics.shard_overhead(result.shard, (result.latency_ms - result.served_ms) / 1e3)
         return result
 
-    async def _get(self, shard: Shard, headers: _Sends, timing: CallTiming) -> UpstreamResponse:
+    async def _get(
+        self, shard: Shard, headers: _Sends, timing: CallTiming, call_deadline: float
+    ) -> UpstreamResponse:
         hedging = self._hedging
         threshold_s = None if hedging is None else hedging.threshold_s(shard.id)
         if hedging is None or threshold_s is None:
             return await self._client.get(shard.data_url, headers.next(), timing)
         primary = asyncio.create_task(self._client.get(shard.data_url, headers.next(), timing))
+        backup: asyncio.Task[UpstreamResponse] | None = None
+        loser: asyncio.Task[UpstreamResponse] | None = None
         try:
             done, _ = await asyncio.wait({primary}, timeout=threshold_s)
             if done:
                 return primary.result()
-            async with hedging.permit(self._permits) as granted:
-                if not granted:
-                    return await primary
-                backup_timing = CallTiming()
-                backup = asyncio.create_task(
-                    self._client.get(shard.data_url, headers.next(), backup_timing)
-                )
-                try:
-                    winner = await _first_answer(primary, backup)
-                finally:
-                    await _cancelled(backup)
-                if winner is backup:
-                    hedging.won()
-                    timing.headers_at = backup_timing.headers_at
-                    timing.hedged = True
-                return winner.result()
+            if not await hedging.permit(self._permits):
+                return await primary
+            backup_timing = CallTiming()
+            backup = asyncio.create_task(
+                self._client.get(shard.data_url, headers.next(), backup_timing)
+            )
+            winner = await _first_answer(primary, backup)
+            loser = backup if winner is primary else primary
+            if winner is backup:
+                hedging.won()
+                timing.headers_at = backup_timing.headers_at
+                timing.hedged = True
+            # The loser is not interrupted (as Finagle's backup requests): cancelling it
+            # would close its connection, and a new one costs 2-3 pooled calls. It runs on
+            # to its own deadline with the hedge's permit; the caller releases its own.
+            self._let_finish(loser, call_deadline, hedging)
+            return winner.result()
         finally:
-            await _cancelled(primary)
+            if loser is None:  # the caller gave up first: both calls end here
+                await _cancelled(primary)
+                if backup is not None:
+                    await _cancelled(backup)
+                    self._permits.release()
+
+    def _let_finish(
+        self, loser: asyncio.Task[UpstreamResponse], deadline: float, hedging: Hedging
+    ) -> None:
+        if loser.done():
+            hedging.lost(LoserFate.ENDED)
+            self._permits.release()
+            return
+        task = asyncio.create_task(self._finish(loser, deadline, hedging))
+        self._finishing.add(task)
+        task.add_done_callback(self._finishing.discard)
+
+    async def _finish(
+        self, loser: asyncio.Task[UpstreamResponse], deadline: float, hedging: Hedging
+    ) -> None:
+        try:
+            async with asyncio.timeout_at(deadline):
+                await asyncio.gather(loser, return_exceptions=True)
+            hedging.lost(LoserFate.FINISHED)
+        except TimeoutError:
+            hedging.lost(LoserFate.CUT)
+        finally:
+            await _cancelled(loser)
+            self._permits.release()
 
 
 class _Sends:

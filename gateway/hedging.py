@@ -8,9 +8,9 @@ shard is a few lines.
 
 from __future__ import annotations
 
+import enum
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import Iterable
 
 from gateway.budget import CallBudget
 from gateway.metrics import GatewayMetrics
@@ -46,6 +46,12 @@ class LatencyTracker:
                 ]
 
 
+class LoserFate(enum.Enum):
+    ENDED = "ended"  # over before the other call answered (it failed)
+    FINISHED = "finished"  # ran on after the answer, to its end
+    CUT = "cut"  # still running at its deadline: cancelled
+
+
 class Hedging:
     """Per worker: each shard's threshold, one budget, and the hedge counters."""
 
@@ -65,23 +71,25 @@ class Hedging:
         if ok:
             self._trackers[shard_id].observe(seconds)
 
-    @asynccontextmanager
-    async def permit(self, permits: Permits) -> AsyncIterator[bool]:
-        """Whether a hedge may go: it needs a permit free now and budget. The permit is
-        held until the block ends, so the hedge's call must end inside it."""
+    async def permit(self, permits: Permits) -> bool:
+        """Whether a hedge may go: it needs a permit free now (taken: the caller releases
+        it) and budget."""
         if not await permits.try_acquire():
             self._metrics.hedges_denied.inc()
-            yield False
-            return
-        try:
-            if not self._budget.try_spend():
-                self._metrics.hedges_denied.inc()
-                yield False
-                return
-            self._metrics.hedges_sent.inc()
-            yield True
-        finally:
+            return False
+        if not self._budget.try_spend():
             permits.release()
+            self._metrics.hedges_denied.inc()
+            return False
+        self._metrics.hedges_sent.inc()
+        return True
+
+    def lost(self, fate: LoserFate) -> None:
+        {
+            LoserFate.ENDED: self._metrics.hedge_losers_ended,
+            LoserFate.FINISHED: self._metrics.hedge_losers_finished,
+            LoserFate.CUT: self._metrics.hedge_losers_cut,
+        }[fate].inc()
 
     def won(self) -> None:
         self._metrics.hedges_won.inc()

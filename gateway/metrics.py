@@ -106,6 +106,18 @@ class GatewayMetrics:
             "Hedged calls the second call answered first.",
             registry=self.registry,
         )
+        hedge_losers = Counter(
+            "gateway_hedge_losers",
+            "The call of a hedged pair that did not answer: ended (failed before the "
+            "other answered), finished (ran on after the answer; its connection went back "
+            "to the pool) or cut (still running at its deadline, cancelled: on HTTP/1.1 its "
+            "connection closed, except with pyreqwest).",
+            ["fate"],
+            registry=self.registry,
+        )
+        self.hedge_losers_ended = hedge_losers.labels("ended")
+        self.hedge_losers_finished = hedge_losers.labels("finished")
+        self.hedge_losers_cut = hedge_losers.labels("cut")
         self.hedges_denied = Counter(
             "gateway_hedges_denied",
             "Hedges not sent: the budget was spent, or no permit was free.",

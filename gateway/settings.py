@@ -44,9 +44,10 @@ class GatewaySettings(BaseSettings):
         description="comma-separated failure domain of each shard, in shard order (z0,z1,...); "
         "selectors name them as zone:NAME",
     )
-    upstream_client: Literal["aiohttp", "httpx"] = Field(
-        "aiohttp",
-        description="shard client: aiohttp (default: the faster, docs/benchmarks.md) or httpx",
+    upstream_client: Literal["pyreqwest", "aiohttp", "httpx"] = Field(
+        "pyreqwest",
+        description="shard client: pyreqwest (Rust; the fastest, docs/benchmarks.md), "
+        "aiohttp or httpx",
     )
     semaphore_size: int = Field(
         100, ge=1, le=1_000_000, description="shard calls in flight per worker"
@@ -129,8 +130,12 @@ class GatewaySettings(BaseSettings):
     hedge: bool = Field(
         False, description="send a second call to a shard slower than its recent quantile"
     )
-    hedge_quantile: float = Field(
-        0.95, ge=0.5, le=0.999, description="hedge after this quantile of the shard's answers"
+    hedge_quantile: float | None = Field(
+        None,
+        ge=0.5,
+        le=0.999,
+        description="hedge after this quantile of the shard's answers; unset: "
+        "1 - hedge_budget / 2 (hedges then use half the budget, the rest is for bursts)",
     )
     hedge_budget: float = Field(
         0.1, gt=0, le=1, description="hedges at most this fraction of shard calls"

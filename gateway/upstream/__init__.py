@@ -93,9 +93,23 @@ def _aiohttp(settings: GatewaySettings, hooks: ConnectionHooks) -> UpstreamClien
     return AiohttpUpstream(settings.pool_max_connections, settings.pool_keepalive_s, hooks)
 
 
+def _pyreqwest(settings: GatewaySettings, hooks: ConnectionHooks) -> UpstreamClient:
+    from gateway.upstream.pyreqwest_client import PyreqwestUpstream
+
+    return PyreqwestUpstream(
+        settings.pool_max_connections,
+        settings.pool_keepalive_s,
+        # No call outlives the shard timeout once it holds a permit (gateway/fanout.py).
+        settings.shard_timeout_ms / 1000.0,
+        settings.shard_urls,
+        hooks,
+    )
+
+
 UPSTREAM_CLIENTS: Mapping[str, Callable[[GatewaySettings, ConnectionHooks], UpstreamClient]] = {
     "httpx": _httpx,
     "aiohttp": _aiohttp,
+    "pyreqwest": _pyreqwest,
 }
 
 

@@ -21,6 +21,7 @@ from gateway.upstream import (
     UpstreamResetError,
     UpstreamResponse,
 )
+from gateway.upstream.slots import CallSlots
 
 
 class AiohttpUpstream:
@@ -29,17 +30,16 @@ class AiohttpUpstream:
 
     aiohttp's own `limit` counts only connections it must open: an idle keep-alive
     connection is handed out without looking at it, so after calls to many shards more
-    than `limit` can be busy at once. The cap is therefore held here, by a semaphore
-    around each call. Idle connections (at most one per shard per call that ran at once)
-    close after `keepalive_s`.
+    than `limit` can be busy at once. The cap is therefore held by `CallSlots` around
+    each call. Idle connections (at most one per shard per call that ran at once) close
+    after `keepalive_s`.
     """
 
     def __init__(
         self, max_connections: int, keepalive_s: float, hooks: ConnectionHooks | None = None
     ) -> None:
         self.max_connections = max_connections
-        self._slots = asyncio.Semaphore(max_connections)
-        self._waiting = 0
+        self._slots = CallSlots(max_connections)
         self._connector = _CountingConnector(
             hooks or ConnectionHooks(),
             limit=max_connections,
@@ -64,18 +64,8 @@ class AiohttpUpstream:
         headers: Mapping[str, str] | None = None,
         timing: CallTiming | None = None,
     ) -> UpstreamResponse:
-        if self._slots.locked():
-            self._waiting += 1
-            try:
-                await self._slots.acquire()
-            finally:
-                self._waiting -= 1
-        else:
-            await self._slots.acquire()
-        try:
+        async with self._slots:
             return await self._get(url, headers, timing)
-        finally:
-            self._slots.release()
 
     async def _get(
         self, url: str, headers: Mapping[str, str] | None, timing: CallTiming | None
@@ -111,7 +101,7 @@ class AiohttpUpstream:
 
     def pool_stats(self) -> PoolStats:
         active, idle = self._connector.connection_counts()
-        return PoolStats(active, idle, self._waiting)
+        return PoolStats(active, idle, self._slots.waiting)
 
     async def aclose(self) -> None:
         await self._session.close()

@@ -21,6 +21,7 @@ class Measurement:
     peak_rss: int | None = None  # bytes, highest total over warm-up and recording
     shards_cpu_s: float | None = None  # the shards' CPU seconds, when they run here
     shard_calls: float | None = None  # calls the shards received, warm-up included
+    hedge_losers: dict[str, float] | None = None  # a hedging gateway's, by fate
 
     def shard_calls_per_request(self) -> float | None:
         sent = self.recording.sent + self.recording.warmup_sent
@@ -60,6 +61,7 @@ class Measurement:
             "peak_rss_bytes": self.peak_rss,
             "shards_cpu_ms_per_answer": self.shards_cpu_ms_per_answer(),
             "shard_calls_per_request": self.shard_calls_per_request(),
+            "hedge_losers": self.hedge_losers,
             "latency_cdf_ms": cdf_ms(recording.latency),
         }
 

@@ -1,4 +1,5 @@
-"""How many calls the shards received, read from their own counters (hedges included)."""
+"""How many calls the shards received, read from their own counters (hedges included),
+and what became of a hedging gateway's losing calls, read from its own."""
 
 from __future__ import annotations
 
@@ -26,3 +27,37 @@ async def _calls(session: aiohttp.ClientSession, shard: ShardSettings) -> float:
         if family.name == "shard_requests":
             return sum(sample.value for sample in family.samples if sample.name.endswith("_total"))
     return 0.0
+
+
+HEDGE_LOSERS = "gateway_hedge_losers"
+_SETTLE_S = 3.0
+
+
+async def hedge_losers(gateway_url: str) -> dict[str, float] | None:
+    """`gateway_hedge_losers_total` by fate once no call is in flight (losers run on after
+    the answer, at most a few seconds); None if the server sent no hedge or has no such
+    metric (the seed, the floor)."""
+    timeout = aiohttp.ClientTimeout(total=5.0)
+    loop = asyncio.get_running_loop()
+    settle_by = loop.time() + _SETTLE_S
+    async with aiohttp.ClientSession(timeout=timeout, trust_env=False) as session:
+        while True:
+            try:
+                async with session.get(f"{gateway_url}/metrics") as response:
+                    text = await response.text() if response.status == 200 else ""
+            except (aiohttp.ClientError, TimeoutError):
+                return None
+            losers: dict[str, float] = {}
+            in_flight = 0.0
+            for family in text_string_to_metric_families(text):
+                if family.name == HEDGE_LOSERS:
+                    for sample in family.samples:
+                        if sample.name.endswith("_total"):
+                            losers[sample.labels["fate"]] = sample.value
+                elif family.name == "gateway_semaphore_in_use":
+                    in_flight = sum(sample.value for sample in family.samples)
+            if not any(losers.values()):  # not a hedging gateway, or no hedge sent
+                return None
+            if in_flight == 0 or loop.time() >= settle_by:
+                return losers
+            await asyncio.sleep(0.2)

@@ -53,6 +53,24 @@ def table(
     return _markdown(header, rows) if markdown else _aligned(header, rows)
 
 
+def hedge_lines(measurements: Sequence[Measurement]) -> list[str]:
+    """For each hedging variant, what became of its hedges' losing calls, and the
+    connections that cost (on HTTP/1.1 a call cancelled mid-flight closes its own)."""
+    lines = []
+    for m in measurements:
+        losers = m.hedge_losers
+        if not losers:
+            continue
+        ended, finished, cut = (int(losers.get(fate, 0)) for fate in ("ended", "finished", "cut"))
+        lines.append(
+            f"{m.name}: of {ended + finished + cut:,} hedged pairs, the loser had failed first "
+            f"in {ended:,}, ran on to its answer in {finished:,} and was cut at its deadline "
+            f"in {cut:,}: {cut:,} connections closed for hedges (cancelling each loser at the "
+            f"answer would close {finished + cut:,})"
+        )
+    return lines
+
+
 def overload_table(runs: Sequence[OverloadRun], markdown: bool = False) -> str:
     """Per variant its peak, then each overload: goodput against the peak, the latency of
     what was served, and the rate and latency of what was refused (503)."""

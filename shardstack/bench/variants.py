@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from gateway.settings import GatewaySettings
 from shardstack.common.validation import InvalidInput
 from shardstack.launcher.plan import Stack
 from shardstack.launcher.supervisor import ProcessSpec
@@ -51,13 +52,14 @@ def _gateway(name: str, defences: bool = False, **settings: str) -> Callable[[St
 
 
 def _app(
-    name: str, module: str, worker_class: str, urls_env: str
+    name: str, module: str, worker_class: str, urls_env: str, **extra_env: str
 ) -> Callable[[Stack], ProcessSpec]:
     def spec(stack: Stack) -> ProcessSpec:
         settings = stack.gateway
         env: Mapping[str, str] = {
             **os.environ,
             urls_env: ",".join(settings.shard_urls),
+            **extra_env,
         }
         argv = (
             sys.executable, "-m", "gunicorn", f"{_BASELINES}.{module}:app",
@@ -74,8 +76,19 @@ def _app(
 
 _BASELINES = "shardstack.bench.baselines"
 
-DEFAULT_VARIANTS = ("gateway-aiohttp", "gateway-httpx", "seed", "floor")
-TAIL_VARIANTS = ("gateway-aiohttp", "gateway-hedged")
+# The gateway's fan-out with the client it ships with, in the experiments that need one.
+FAN_OUT_VARIANT = f"gateway-{GatewaySettings.model_fields['upstream_client'].default}"
+
+DEFAULT_VARIANTS = (
+    "gateway-pyreqwest",
+    "gateway-aiohttp",
+    "gateway-httpx",
+    "seed",
+    "seed-sniffio",
+    "floor",
+    "floor-pyreqwest",
+)
+TAIL_VARIANTS = ("gateway-plain", "gateway-hedged")
 OVERLOAD_VARIANTS = ("gateway", "seed")
 
 VARIANTS: Mapping[str, Variant] = {
@@ -85,6 +98,11 @@ VARIANTS: Mapping[str, Variant] = {
             "gateway",
             "this gateway as it ships: load shedding, circuit breakers and retries on",
             _gateway("gateway", defences=True),
+        ),
+        Variant(
+            "gateway-pyreqwest",
+            "this gateway, pyreqwest client",
+            _gateway("gateway-pyreqwest", upstream_client="pyreqwest"),
         ),
         Variant(
             "gateway-aiohttp",
@@ -97,19 +115,46 @@ VARIANTS: Mapping[str, Variant] = {
             _gateway("gateway-httpx", upstream_client="httpx"),
         ),
         Variant(
+            "gateway-plain",
+            "this gateway with its default client, no hedging",
+            _gateway("gateway-plain"),
+        ),
+        Variant(
             "gateway-hedged",
-            "this gateway, aiohttp client, hedging after each shard's p95 (budget 10 %)",
-            _gateway("gateway-hedged", upstream_client="aiohttp", hedge="true"),
+            "this gateway with its default client, hedging (budget 10 %)",
+            _gateway("gateway-hedged", hedge="true"),
         ),
         Variant(
             "seed",
-            "the seed pattern: FastAPI, one httpx.AsyncClient (limits 200), semaphore 100",
-            _app("seed", "seed", "uvicorn_worker.UvicornWorker", "SEED_SHARD_URLS"),
+            "the seed pattern as pip installs it today (no sniffio): FastAPI, one "
+            "httpx.AsyncClient (limits 200), semaphore 100",
+            _app(
+                "seed",
+                "seed",
+                "uvicorn_worker.UvicornWorker",
+                "SEED_SHARD_URLS",
+                SEED_WITHOUT_SNIFFIO="1",
+            ),
+        ),
+        Variant(
+            "seed-sniffio",
+            "the seed pattern with sniffio installed",
+            _app("seed-sniffio", "seed", "uvicorn_worker.UvicornWorker", "SEED_SHARD_URLS"),
         ),
         Variant(
             "floor",
             "raw aiohttp server and client, nothing else",
             _app("floor", "floor", "aiohttp.GunicornUVLoopWebWorker", "FLOOR_SHARD_URLS"),
+        ),
+        Variant(
+            "floor-pyreqwest",
+            "raw aiohttp server, pyreqwest client, nothing else",
+            _app(
+                "floor-pyreqwest",
+                "floor_pyreqwest",
+                "aiohttp.GunicornUVLoopWebWorker",
+                "FLOOR_SHARD_URLS",
+            ),
         ),
     )
 }

@@ -280,13 +280,21 @@ def calibrate(**options: Any) -> None:
 def _compared(options: dict[str, Any]) -> None:
     stack, log_dir = _lab_stack(options)
     load = _load_plan(stack.gateway_url + AGGREGATE_PATH, options)
-    results = uvloop.run(
+    results, limit = uvloop.run(
         compare_variants(
             stack, _variants(options), load, options["rounds"], log_dir, _echo,
             lambda label: Progress(label, load.duration_s),
         )
     )  # fmt: skip
-    click.echo(tables.table(results, ratios_to=("seed", "floor")))
+    click.echo(tables.table(results, ratios_to=("seed", "floor", "floor-pyreqwest")))
+    for line in tables.hedge_lines(results):
+        click.echo(line)
+    if limit is None:
+        click.echo("physical limit: not measured (wrk is not installed)")
+    else:
+        cpu = {m.name: m.cpu_ms_per_answer() for m in results}
+        measured = {name: ms for name, ms in cpu.items() if ms is not None}
+        click.echo(limit.describe(len(stack.gateway.shard_urls), measured))
     _finish(results, options["json_path"])
 
 

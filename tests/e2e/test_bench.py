@@ -4,6 +4,7 @@ starting real shards, the gateway, the seed pattern and the floor on loopback.""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -149,13 +150,14 @@ def test_compare_runs_each_variant_on_the_same_shards_and_gives_ratios(tmp_path:
     base, port = _ports(shards)
     out = tmp_path / "compare.json"
     run = _bench(
-        "compare", "--variants", "gateway-aiohttp,seed,floor", "--shards", str(shards),
+        "compare", "--variants", "gateway-pyreqwest,seed,floor,floor-pyreqwest",
+        "--shards", str(shards),
         "--port", str(port), "--shard-base-port", str(base), "--latency", "fixed:1",
         "-c", "4", "-d", "1s", "--warmup", "500ms", "--json", str(out),
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     results = _results(out)
-    assert list(results) == ["gateway-aiohttp", "seed", "floor"]
+    assert list(results) == ["gateway-pyreqwest", "seed", "floor", "floor-pyreqwest"]
     for result in results.values():
         assert result["errors"] == {}, result
         assert result["answers"] > 0
@@ -164,12 +166,17 @@ def test_compare_runs_each_variant_on_the_same_shards_and_gives_ratios(tmp_path:
         # The shards' own counters: exactly one call per shard per request, no more.
         assert result["shard_calls_per_request"] == pytest.approx(shards)
     # The headline's direction (a tenth or less of it on docs/benchmarks.md), loosely.
-    gateway_cpu = results["gateway-aiohttp"]["cpu_ms_per_answer"]
+    gateway_cpu = results["gateway-pyreqwest"]["cpu_ms_per_answer"]
     assert gateway_cpu < results["seed"]["cpu_ms_per_answer"], results
-    header, *rows = run.stdout.strip().splitlines()
-    assert header.split()[-4:] == ["x", "seed", "x", "floor"]
-    floor_row = next(row for row in rows if row.startswith("floor"))
-    assert floor_row.split()[-1] == "1.00"
+    header, *rows, limit = run.stdout.strip().splitlines()
+    assert header.split()[-6:] == ["x", "seed", "x", "floor", "x", "floor-pyreqwest"]
+    floor_row = next(row for row in rows if row.startswith("floor "))
+    assert floor_row.split()[-2] == "1.00"
+    # The physical limit, measured with wrk in the same run, and each variant's multiple.
+    found = re.match(r"physical limit: a C client \(wrk\) spends ([\d.]+) µs", limit)
+    assert found, limit
+    assert 0 < float(found.group(1)) < 1000
+    assert re.search(r"gateway-pyreqwest \d+x", limit), limit
     # Everything it started is gone.
     assert not any(listening(p) for p in (port, base, base + shards - 1))
 
@@ -320,7 +327,11 @@ def test_tail_hedging_lowers_the_p99_with_few_extra_calls(tmp_path: Path) -> Non
         )  # fmt: skip
         assert run.returncode == 0, run.stderr
         results = _results(out)
-        plain, hedged = results["gateway-aiohttp"], results["gateway-hedged"]
+        plain, hedged = results["gateway-plain"], results["gateway-hedged"]
+        # Every hedge's loser accounted for, read from the gateway after the run.
+        assert plain["hedge_losers"] is None
+        assert set(hedged["hedge_losers"]) == {"ended", "finished", "cut"}
+        assert "hedged pairs" in run.stdout
         plain_p99.append(plain["latency_ms"]["99.0"])
         hedged_p99.append(hedged["latency_ms"]["99.0"])
         assert hedged["shard_calls_per_request"] <= 1.1 * shards  # the 10 % budget

@@ -71,7 +71,7 @@ def test_semaphore_occupancy_sums_every_worker_and_returns_to_zero(start: StartS
     assert after.total("gateway_aggregate_requests_total") == load.outcomes["200"]
 
 
-@pytest.mark.parametrize("client", ["httpx", "aiohttp"])
+@pytest.mark.parametrize("client", ["httpx", "aiohttp", "pyreqwest"])
 def test_pool_numbers_come_from_the_client(start: StartStack, client: str) -> None:
     # One aggregate of five slow shards through a pool of two: two calls hold the pool's
     # connections, three wait for one.

@@ -44,7 +44,7 @@ def _gateway(make_gateway: GatewayFactory, shards: Shards, **settings: Any) -> T
     )
 
 
-@pytest.fixture(scope="module", params=["httpx", "aiohttp"])
+@pytest.fixture(scope="module", params=["httpx", "aiohttp", "pyreqwest"])
 def gateway(
     make_gateway: GatewayFactory, shards: Shards, request: pytest.FixtureRequest
 ) -> Iterator[TestClient]:
@@ -111,7 +111,7 @@ def test_random_selector_picks_k_shards_and_a_seed_repeats_the_pick(gateway: Tes
         (
             {"kind": "malformed", "mode": "truncated"},
             "error",
-            "message body|payload is not completed",
+            "message body|payload is not completed|message length",
         ),
         ({"kind": "malformed", "mode": "garbage"}, "error", "invalid HTTP"),
         ({"kind": "down"}, "unreachable", None),

@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 
 from gateway.budget import CallBudget
 from gateway.hedging import LatencyTracker
-from tests.support import ADMIN, GatewayFactory, StartShard
+from tests.support import ADMIN, GatewayFactory, StartShard, wait_until
 
 SHARDS = 4
 SLOW_MS = 250
@@ -74,12 +74,13 @@ def _slow_calls(client: TestClient) -> int:
 
 
 def _metrics(client: TestClient) -> dict[str, float]:
+    """Every sample by name, with its one label's value after a colon if it has one."""
     text = client.get("/metrics").text
     return {
-        sample.name: sample.value
+        ":".join((sample.name, *sample.labels.values())): sample.value
         for family in text_string_to_metric_families(text)
         for sample in family.samples
-        if not sample.labels
+        if len(sample.labels) <= 1
     }
 
 
@@ -89,6 +90,8 @@ def hedged(
 ) -> Iterator[tuple[int, dict[str, float]]]:
     with make_gateway(shard_urls, shard_timeout_ms=2000, hedge=True) as client:
         slow = _slow_calls(client)
+        # Hedges' losers run on to their end after the answer, each with its permit.
+        wait_until(lambda: _metrics(client)["gateway_semaphore_in_use"] == 0, 5, "losers to finish")
         yield slow, _metrics(client)
 
 
@@ -111,6 +114,14 @@ def test_hedges_are_counted_capped_and_give_their_permits_back(
     calls = (WARM_AGGREGATES + MEASURED_AGGREGATES) * SHARDS
     sent, won = metrics["gateway_hedges_sent_total"], metrics["gateway_hedges_won_total"]
     assert 0 < won <= sent <= 0.1 * calls + 20
+    # Each hedge's loser ran to its end (well within the 2 s shard timeout): none was cut,
+    # so no connection was closed for it.
+    losers = {
+        fate: metrics[f"gateway_hedge_losers_total:{fate}"] for fate in ("ended", "finished", "cut")
+    }
+    assert losers["cut"] == 0
+    assert losers["finished"] >= won  # a slow first call, answered for by its hedge
+    assert sum(losers.values()) == sent
     assert metrics["gateway_semaphore_in_use"] == 0
     assert metrics["gateway_aggregates_in_flight"] == 0
 
@@ -123,3 +134,27 @@ def test_hedging_is_off_unless_asked_for(
             client.get("/api/aggregate")
         metrics: dict[str, Any] = _metrics(client)
     assert metrics["gateway_hedges_sent_total"] == 0
+
+
+def test_a_loser_still_running_at_its_deadline_is_cut_and_gives_its_permit_back(
+    make_gateway: GatewayFactory, shard_urls: list[str]
+) -> None:
+    # Slow first calls that outlive the shard timeout: each is answered for by its hedge,
+    # then runs on until its deadline, and is cut there.
+    with make_gateway(shard_urls, shard_timeout_ms=400, hedge=True) as client:
+        for _ in range(WARM_AGGREGATES):
+            assert client.get("/api/aggregate").status_code == 200
+        fault = {"shards": "all", "kind": "latency", "latency": "fixed:3000",
+                 "probability": SLOW_PROBABILITY, "id": "hedging-cut"}  # fmt: skip
+        assert client.post("/admin/faults", json=fault, headers=ADMIN).status_code == 201
+        try:
+            for index in range(MEASURED_AGGREGATES):
+                client.get("/api/aggregate", headers={"x-request-id": f"hedging-{index}"})
+        finally:
+            assert client.delete("/admin/faults", headers=ADMIN).status_code == 200
+        wait_until(lambda: _metrics(client)["gateway_semaphore_in_use"] == 0, 5, "losers to be cut")
+        metrics = _metrics(client)
+    losers = [metrics[f"gateway_hedge_losers_total:{fate}"] for fate in ("ended", "finished")]
+    cut = metrics["gateway_hedge_losers_total:cut"]
+    assert cut >= 3  # about 3 % of 400 calls were slow
+    assert sum(losers) + cut == metrics["gateway_hedges_sent_total"]

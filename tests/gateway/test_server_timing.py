@@ -35,7 +35,7 @@ def test_total_and_delay_are_read_and_anything_else_is_unknown(
     assert shard_timing(header) == ShardTiming(served, injected)
 
 
-@pytest.mark.parametrize("client", ["httpx", "aiohttp"])
+@pytest.mark.parametrize("client", ["httpx", "aiohttp", "pyreqwest"])
 def test_each_entry_says_what_the_shard_served_and_the_overhead_is_exported(
     make_gateway: GatewayFactory, start_shard: StartShard, client: str
 ) -> None:

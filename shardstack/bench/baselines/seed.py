@@ -4,15 +4,24 @@ A FastAPI app with one shared `httpx.AsyncClient` (limits 200) and a semaphore o
 gathering every shard's /data. Served like the gateway (gunicorn, uvicorn workers) and
 answering the same shape, so the load and the answers compare. SEED_SHARD_URLS lists
 the shards, comma-separated.
+
+SEED_WITHOUT_SNIFFIO=1 runs it as `pip install fastapi httpx uvicorn` installs it today:
+without sniffio (anyio no longer pulls it in), which httpcore then looks for on every
+lock, searching sys.path each time. This package depends on sniffio, so its absence is
+played: `import sniffio` runs the same search for a name that is not installed, then fails.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib.abc
+import importlib.machinery
 import os
+import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from types import ModuleType
 from typing import Any
 
 import httpx
@@ -27,9 +36,27 @@ client: httpx.AsyncClient
 semaphore: asyncio.Semaphore
 
 
+class _NotInstalled(importlib.abc.MetaPathFinder):
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname != self._name:
+            return None
+        for finder in sys.meta_path:
+            if finder is not self:
+                finder.find_spec(f"{fullname}_not_installed", path, target)
+        raise ModuleNotFoundError(f"No module named {fullname!r}", name=fullname)
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     global client, semaphore
+    if os.environ.get("SEED_WITHOUT_SNIFFIO") == "1":
+        sys.modules.pop("sniffio", None)  # anyio keeps the one it imported
+        sys.meta_path.insert(0, _NotInstalled("sniffio"))
     client = httpx.AsyncClient(
         limits=httpx.Limits(max_connections=200, max_keepalive_connections=200),
         timeout=httpx.Timeout(TIMEOUT_S),

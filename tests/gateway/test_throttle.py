@@ -3,6 +3,7 @@ against a real shard that refuses every call."""
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -103,7 +104,9 @@ def test_a_shard_refusing_every_call_is_mostly_refused_here_and_its_neighbour_is
     assert gateway.post("/admin/faults", json=fault, headers=ADMIN).status_code == 201
     before = shards[REFUSING].calls_received()
     statuses = []
+    sent_at = []
     for _ in range(200):
+        sent_at.append(time.monotonic())
         body = gateway.get("/api/aggregate").json()
         assert body["shards"][1 - REFUSING]["status"] == "ok"
         statuses.append(body["shards"][REFUSING]["status"])
@@ -116,9 +119,13 @@ def test_a_shard_refusing_every_call_is_mostly_refused_here_and_its_neighbour_is
     assert f'gateway_shard_requests_total{{outcome="throttled",shard="{REFUSING}"}}' in text
 
     # Recovered: the shard serves again; what it accepts, and the refusals leaving the
-    # window, bring the probability back to zero.
+    # window, bring the probability back to zero. From R requests in the window and no
+    # accepts, p = R / (R + 1); at the same rate each window takes p to 2p - 1 (what
+    # was sent came back usable), so p reaches 0 after log2(R + 1) windows.
     assert gateway.delete("/admin/faults", headers=ADMIN).status_code == 200
-    recovered_by = time.monotonic() + 5 * WINDOW_S
+    in_window = sum(sent >= time.monotonic() - WINDOW_S for sent in sent_at)
+    windows = math.log2(in_window + 1) + 3  # and room for 50 answers in a row
+    recovered_by = time.monotonic() + windows * WINDOW_S
     tail: list[str] = []
     while tail[-50:] != ["ok"] * 50 and time.monotonic() < recovered_by:
         tail.append(gateway.get("/api/aggregate").json()["shards"][REFUSING]["status"])

@@ -34,8 +34,8 @@ class PyreqwestUpstream:
     hyper keeps idle connections per shard, at most a shard's share of `max_connections`
     each, closed after `keepalive_s`. It sends a request again only if it never left
     (a pooled connection found closed before writing), so no shard sees a call twice.
-    Its pool is not visible from Python, so connections are counted from the kernel
-    (`SocketCensus`).
+    Its pool is not visible from Python, so connections are counted from the worker's
+    own descriptors (`SocketCensus`).
 
     Cancelling the Python side does not stop the call in Rust (pyreqwest 0.15): the
     call runs on, to its answer or to `call_timeout_s`, on its connection. So each call,

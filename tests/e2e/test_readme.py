@@ -99,19 +99,18 @@ def assert_same_shape(expected: str, actual: str) -> None:
 
 
 def _localised(command: str, stack: RunningStack) -> str:
-    """The command aimed at this test's stack instead of the default ports."""
+    """The command aimed at this test's stack instead of the default ports (the README's
+    own ports are read once: the test's ports may look like them, 10995 like 10xxx)."""
     gateway_port = stack.gateway_url.rsplit(":", 1)[1]
-    command = command.replace("127.0.0.1:8000", f"127.0.0.1:{gateway_port}")
-    command = re.sub(
-        r"127\.0\.0\.1:10(\d{3})\b",
-        lambda match: f"127.0.0.1:{stack.shard_base_port + ADMIN_PORT_OFFSET + int(match[1])}",
-        command,
-    )
-    return re.sub(
-        r"127\.0\.0\.1:9(\d{3})\b",
-        lambda match: f"127.0.0.1:{stack.shard_base_port + int(match[1])}",
-        command,
-    )
+
+    def port(match: re.Match[str]) -> str:
+        if match[1] == "8000":
+            return f"127.0.0.1:{gateway_port}"
+        if match[1].startswith("10"):
+            return f"127.0.0.1:{stack.shard_base_port + ADMIN_PORT_OFFSET + int(match[1][2:])}"
+        return f"127.0.0.1:{stack.shard_base_port + int(match[1][1:])}"
+
+    return re.sub(r"127\.0\.0\.1:(8000|10\d{3}|9\d{3})\b", port, command)
 
 
 def test_the_readme_sessions_print_what_the_readme_shows(start: StartStack) -> None:

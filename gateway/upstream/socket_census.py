@@ -28,7 +28,7 @@ class SocketCensus:
     def __init__(self, shard_urls: Iterable[str], hooks: ConnectionHooks) -> None:
         self._peer_ports = {urlsplit(url).port or 80 for url in shard_urls}
         self._hooks = hooks
-        self._to_a_shard: dict[int, bool] = {}  # every socket inode seen, still open
+        self._to_a_shard: dict[int, bool] = {}  # every open socket with a known peer
         self._held: set[int] = set()  # those connected to a shard
 
     def count(self) -> int:
@@ -47,10 +47,12 @@ class SocketCensus:
             sockets.add(inode)
             to_a_shard = self._to_a_shard.get(inode)
             if to_a_shard is None:
-                to_a_shard = self._to_a_shard[inode] = self._peer_is_a_shard(descriptor)
+                to_a_shard = self._peer_is_a_shard(descriptor)
+                if to_a_shard is not None:
+                    self._to_a_shard[inode] = to_a_shard
             if to_a_shard:
                 held.add(inode)
-        self._to_a_shard = {inode: self._to_a_shard[inode] for inode in sockets}
+        self._to_a_shard = {i: self._to_a_shard[i] for i in sockets if i in self._to_a_shard}
         for _ in held - self._held:
             self._hooks.opened()
         for _ in self._held - held:
@@ -58,12 +60,14 @@ class SocketCensus:
         self._held = held
         return len(held)
 
-    def _peer_is_a_shard(self, descriptor: int) -> bool:
+    def _peer_is_a_shard(self, descriptor: int) -> bool | None:
+        """Whether the socket's peer is a shard; None while it has no peer yet (still
+        connecting, or a listener), so that it is looked at again."""
         try:
             with socket.socket(fileno=os.dup(descriptor)) as duplicate:
                 if duplicate.family not in (socket.AF_INET, socket.AF_INET6):
                     return False
                 peer = duplicate.getpeername()
-        except OSError:  # not connected (a listener), or closed meanwhile
-            return False
+        except OSError:  # not connected yet, or closed meanwhile
+            return None
         return bool(peer[1] in self._peer_ports)

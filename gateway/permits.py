@@ -81,12 +81,20 @@ class Permits:
     async def acquire(self, give_up_at: float | None) -> None:
         """Hold one permit; `release` it. If none is free by `give_up_at` (on the loop's
         clock; None: wait as long as the caller's own timeout allows), raise `Overloaded`."""
-        if not self._queued and self._held < self._capacity:
-            self._wait.observe(0.0)
-        else:
+        if not self.take_free():
             await self._queue(give_up_at)
+            self._held += 1
+            self._in_use.inc()
+
+    def take_free(self) -> bool:
+        """Hold a permit if one is free and no call waits for one (`release` it); else
+        False, and the caller queues with `acquire`."""
+        if self._queued or self._held >= self._capacity:
+            return False
+        self._wait.observe(0.0)
         self._held += 1
         self._in_use.inc()
+        return True
 
     async def _queue(self, give_up_at: float | None) -> None:
         """Wait in line until `release` hands this call a permit."""

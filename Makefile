@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: up test lint typecheck unit test-docker-fresh benchmarks constraints clean
+.PHONY: up test lint typecheck unit test-docker-fresh benchmarks screenshot vendor-ui constraints clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,25 @@ test-docker-fresh: $(BIN)/.installed
 # Regenerate docs/benchmarks.md and its plots (about 40 minutes; needs wrk and nginx).
 benchmarks: $(BIN)/.installed
 	$(BIN)/python benchmarks/regenerate.py $(ARGS)
+
+# The panel's picture in the README (docs/panel.png), taken by its browser test: under
+# load, with a fault on shard 3 (about a minute; needs chromium).
+screenshot: $(BIN)/.installed
+	$(BIN)/pytest -p no:randomly --panel-screenshot $(CURDIR)/docs/panel.png \
+		tests/e2e/test_panel.py -k fault_from_the_form
+
+# The panel's chart library, vendored so the page needs no CDN and no build step: fetched
+# from the npm registry at the pinned version, checked against its published integrity.
+UPLOT := 1.6.32
+vendor-ui:
+	rm -rf .vendor-ui && mkdir .vendor-ui
+	cd .vendor-ui && npm pack --silent uplot@$(UPLOT) >/dev/null
+	test "$$(npm view uplot@$(UPLOT) dist.integrity)" = \
+		"sha512-$$(openssl dgst -sha512 -binary .vendor-ui/uplot-$(UPLOT).tgz | base64 -w0)"
+	tar -xzf .vendor-ui/uplot-$(UPLOT).tgz -C .vendor-ui
+	cp .vendor-ui/package/dist/uPlot.iife.min.js .vendor-ui/package/dist/uPlot.min.css \
+		.vendor-ui/package/LICENSE gateway/ui/assets/vendor/uplot/
+	rm -rf .vendor-ui
 
 # Re-pin every dependency to the newest versions allowed by pyproject.toml.
 constraints:

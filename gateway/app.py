@@ -21,7 +21,7 @@ from gateway.hedging import Hedging
 from gateway.metrics import GatewayMetrics, sample_pool
 from gateway.permits import Permits
 from gateway.retries import Retries
-from gateway.routes import aggregate, exposition, faults, health
+from gateway.routes import aggregate, exposition, faults, health, panel, scenarios
 from gateway.settings import GatewaySettings
 from gateway.shard_admin import ShardAdmin
 from gateway.shards import Shard, shard_table
@@ -104,7 +104,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(aggregate.router)
     app.include_router(health.router)
     app.include_router(faults.router)
+    app.include_router(scenarios.router)
     app.include_router(exposition.router)
+    app.include_router(panel.router)
+    app.mount(panel.ASSETS_PATH, panel.assets(), name="ui-assets")
     app.add_middleware(AdmissionLayer)
     openapi.install(app, settings, shards)
     return app

@@ -16,6 +16,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    Metric,
     generate_latest,
     values,
 )
@@ -251,6 +252,10 @@ class GatewayMetrics:
     def aggregate(self, status: AggregateStatus, seconds: float) -> None:
         self._aggregate_requests[status].inc()
         self._aggregate_duration[status].observe(seconds)
+
+    def families(self) -> Iterable[Metric]:
+        """What a scrape reads (every worker's values under gunicorn), as metric families."""
+        return self._scraped.collect()
 
     def exposition(self) -> bytes:
         """The text exposition format: every worker's values when under gunicorn."""

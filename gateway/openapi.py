@@ -191,7 +191,26 @@ def build(app: FastAPI, settings: GatewaySettings, shards: Sequence[Shard]) -> d
             "502": _json("some shards failed to remove it; see `failed`", "FaultRemoved"),
         }
     )
-    for operation in (faults["post"], faults["get"], faults["delete"], remove):
+    scenario_plan = paths["/admin/scenarios/plan"]["post"]
+    scenario_plan["requestBody"] = {
+        "required": True,
+        "description": "a scenario file (scenarios/*.yaml), as text",
+        "content": {
+            "application/json": {
+                "schema": _object(
+                    {"text": {"type": "string", "description": "the file's YAML"}}, ["text"]
+                )
+            }
+        },
+    }
+    scenario_plan["responses"] = _admin_responses(
+        {
+            "200": _json("each step's moment, shards and fault; nothing injected", "ScenarioPlan"),
+            "413": _problem(f"the body is larger than {DEFAULT_BODY_LIMIT} bytes"),
+            "422": _problem("the file is not a valid scenario, or not for these shards"),
+        }
+    )
+    for operation in (faults["post"], faults["get"], faults["delete"], remove, scenario_plan):
         operation["security"] = _SECURITY
 
     document["components"] = {
@@ -441,6 +460,25 @@ def _answer_schemas(shards: Sequence[Shard]) -> dict[str, Any]:
                 "id": {"type": "string", "pattern": FAULT_ID_PATTERN},
                 "removed_from": {"type": "array", "items": shard_id},
                 "failed": {"type": "array", "items": admin_failure},
+            }
+        ),
+        "ScenarioPlan": _object(
+            {
+                "name": {"type": "string"},
+                "seed": {"type": "integer"},
+                "end_s": {"type": "number", "minimum": 0},
+                "steps": {
+                    "type": "array",
+                    "items": _object(
+                        {
+                            "number": {"type": "integer", "minimum": 1},
+                            "at_s": {"type": "number", "minimum": 0},
+                            "shards": {"type": "array", "items": shard_id},
+                            "fault": {"type": "object"},
+                            "description": {"type": "string"},
+                        }
+                    ),
+                },
             }
         ),
     }

@@ -53,9 +53,9 @@ class ShardAdmin:
         self, shards: Sequence[Shard], method: str, path: str, json: Any = None
     ) -> list[AdminReply]:
         """The same call to every shard at once; one reply per shard, in order."""
-        return await asyncio.gather(*(self._one(shard, method, path, json) for shard in shards))
+        return await asyncio.gather(*(self.one(shard, method, path, json) for shard in shards))
 
-    async def _one(self, shard: Shard, method: str, path: str, json: Any) -> AdminReply:
+    async def one(self, shard: Shard, method: str, path: str, json: Any = None) -> AdminReply:
         try:
             response = await self._client.request(method, f"{shard.admin_url}{path}", json=json)
         except httpx.HTTPError as exc:

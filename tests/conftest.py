@@ -41,6 +41,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="remove this project's Docker images and the engine's build cache first, "
         "so the Docker tests build everything as a new machine does",
     )
+    parser.addoption(
+        "--panel-screenshot",
+        metavar="PATH",
+        help="where the browser panel's test saves its picture under load (make screenshot)",
+    )
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -24,11 +24,11 @@ from shardstack.common.request_body import read_json_body
 from shardstack.common.validation import InvalidInput
 
 
-async def _require_admin(request: Request, gateway: Gateway) -> None:
+async def require_admin(request: Request, gateway: Gateway) -> None:
     require_bearer(request.headers.get("authorization"), gateway.admin_token)
 
 
-router = APIRouter(prefix="/admin/faults", dependencies=[Depends(_require_admin)])
+router = APIRouter(prefix="/admin/faults", dependencies=[Depends(require_admin)])
 
 
 class SelectorQuery(BaseModel):

@@ -8,10 +8,11 @@ from types import FrameType
 
 import click
 
+from gateway import scenarios
 from shardstack.cli.options import connect, gateway_option, token_option
 from shardstack.common.topology import striped_zones
-from shardstack.control import scenario
 from shardstack.control.client import GatewayClient
+from shardstack.control.scenario import run as play
 
 _path = click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 
@@ -42,7 +43,7 @@ def check(file: Path, shard_count: int | None, zone_count: int | None, gateway: 
     """Validate FILE and print the timeline it resolves to (nothing is injected; with
     --shards no gateway is asked, else only its shard count and zones, which need no
     token)."""
-    loaded = scenario.load(file)
+    loaded = scenarios.load(file)
     if zone_count is not None and shard_count is None:
         raise click.UsageError(
             "--zones plans for --shards; without it the gateway's zones are used"
@@ -54,7 +55,7 @@ def check(file: Path, shard_count: int | None, zone_count: int | None, gateway: 
         with connect(gateway, None, admin=False) as client:
             shard_count, zones = _topology(client)
     click.echo(f"{loaded.name}: seed {loaded.seed}, {shard_count} shards")
-    for step in scenario.plan(loaded, shard_count, zones):
+    for step in scenarios.plan(loaded, shard_count, zones):
         click.echo(f"[{step.at_s:8.2f}s] {step.describe()}")
 
 
@@ -65,13 +66,13 @@ def check(file: Path, shard_count: int | None, zone_count: int | None, gateway: 
 @token_option
 def run(file: Path, keep: bool, gateway: str, token: str | None) -> None:
     """Run FILE's timeline; Ctrl-C (or SIGTERM) stops it and removes what it injected."""
-    loaded = scenario.load(file)
+    loaded = scenarios.load(file)
     with connect(gateway, token) as client:
-        steps = scenario.plan(loaded, *_topology(client))
-        total_s = max(step.at_s + step.fault.get("duration_s", 0.0) for step in steps)
+        steps = scenarios.plan(loaded, *_topology(client))
+        total_s = scenarios.end_s(steps)
         click.echo(f"{loaded.name}: {len(steps)} steps over {total_s:g}s, seed {loaded.seed}")
 
-        def inject(step: scenario.PlannedStep) -> str:
+        def inject(step: scenarios.PlannedStep) -> str:
             _, body = client.request(
                 "POST", "/admin/faults", json={**step.fault, "shards": step.shards}, accept=(409,)
             )
@@ -84,7 +85,7 @@ def run(file: Path, keep: bool, gateway: str, token: str | None) -> None:
         # SIGTERM (docker stop, kill, a supervisor) cleans up as Ctrl-C does.
         signal.signal(signal.SIGTERM, _terminated)
         try:
-            took_s = scenario.run(steps, inject, click.echo)
+            took_s = play(steps, inject, click.echo)
         except (KeyboardInterrupt, _Terminated) as stopped:
             click.echo("interrupted; removing the scenario's faults", err=True)
             _remove(client, steps)
@@ -108,6 +109,6 @@ def _topology(client: GatewayClient) -> tuple[int, list[str | None] | None]:
     return int(body["shards"]), body.get("zones")
 
 
-def _remove(client: GatewayClient, steps: list[scenario.PlannedStep]) -> None:
+def _remove(client: GatewayClient, steps: list[scenarios.PlannedStep]) -> None:
     for step in steps:
         client.request("DELETE", f"/admin/faults/{step.fault['id']}", accept=(404,))

@@ -1,134 +1,13 @@
-"""Scenario files: a seeded timeline of faults, replayed the same way on every run.
-
-    name: one slow shard
-    seed: 7
-    steps:
-      - at: 5s
-        shards: [3]              # or "all", "0-4", {random: 5}
-        inject: {kind: latency, latency: "fixed:300"}
-        for: 30s
-
-Every random choice (`{random: k}` selectors) is made up front from `seed`, and every
-fault gets an id from the scenario's name and step number, so the shards roll the same
-dice (their per-fault RNG is seeded by that id) and two runs inject the same faults on
-the same shards at the same moments.
-"""
+"""Playing a planned scenario (gateway/scenarios.py) against the clock: each step at its
+moment, then the wait until its last fault has run its course."""
 
 from __future__ import annotations
 
-import random
-import re
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Annotated, Any
+from collections.abc import Callable
 
-import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
-
-from gateway.shards import selected_ids_any
-from shardstack.common.faults import parse_fault
-from shardstack.common.validation import FieldError, InvalidInput, field_errors
-from shardstack.control.durations import format_duration, parse_duration
-
-MAX_STEPS = 1000
-
-
-def _duration(value: Any) -> float:
-    if not isinstance(value, str | int | float):
-        return value  # type: ignore[no-any-return]  # pydantic says why it is no number
-    try:
-        return parse_duration(value, "duration")
-    except InvalidInput as exc:
-        # Reported at the step's own field (`steps.0.at`), not under a name of ours.
-        raise ValueError(exc.errors[0].reason) from None
-
-
-Duration = Annotated[float, BeforeValidator(_duration), Field(ge=0, le=7 * 24 * 3600)]
-
-
-class Step(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    at: Duration = Field(description="when, from the start of the run")
-    shards: str | list[int] | dict[str, int] = Field(
-        description="'all', '0-4', [ids] or {random: k}"
-    )
-    inject: dict[str, Any] = Field(description="the fault, as for POST /admin/faults")
-    for_: Duration | None = Field(None, alias="for", gt=0, description="how long it lasts")
-
-
-class Scenario(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(min_length=1, max_length=80)
-    description: str = ""
-    seed: int = 0
-    steps: list[Step] = Field(min_length=1, max_length=MAX_STEPS)
-
-
-@dataclass(frozen=True, slots=True)
-class PlannedStep:
-    number: int
-    at_s: float
-    shards: list[int]
-    fault: dict[str, Any]
-
-    def describe(self) -> str:
-        """One line: `id: kind key=value ... on shards 3,4 for 30s` (defaults left out)."""
-        words = parse_fault(self.fault).words()
-        duration_s = self.fault.get("duration_s")
-        lasting = "" if duration_s is None else f" for {format_duration(duration_s)}"
-        shards = ",".join(str(shard) for shard in self.shards)
-        return f"{self.fault['id']}: {words}" + (f" on shards {shards}{lasting}")
-
-
-def load(path: Path) -> Scenario:
-    """The scenario in `path`; `InvalidInput` naming the step and field at fault."""
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise InvalidInput.field(str(path), f"not valid YAML{where}") from None
-    try:
-        scenario = Scenario.model_validate(raw)
-    except ValidationError as exc:
-        raise InvalidInput(field_errors(exc.errors(include_url=False))) from None
-    errors: list[FieldError] = []
-    for index, step in enumerate(scenario.steps):
-        fault = {**step.inject}
-        for key in ("id", "duration_s"):
-            if key in fault:
-                errors.append(
-                    FieldError(f"steps.{index}.inject.{key}", "set by the scenario; leave it out")
-                )
-        try:
-            parse_fault(fault, field=f"steps.{index}.inject")
-        except InvalidInput as exc:
-            errors.extend(exc.errors)
-    if errors:
-        raise InvalidInput(errors)
-    return scenario
-
-
-def plan(
-    scenario: Scenario, shard_count: int, zones: Sequence[str | None] | None = None
-) -> list[PlannedStep]:
-    """Every step resolved: explicit shard ids, fault ids, durations; ordered by time.
-    `zones` (each shard's, by id) resolves `zone:NAME` selectors."""
-    rng = random.Random(f"shardstack-scenario:{scenario.seed}")
-    slug = re.sub(r"[^a-z0-9]+", "-", scenario.name.lower()).strip("-")[:40] or "scenario"
-    planned = []
-    for index, step in enumerate(scenario.steps):
-        shards = selected_ids_any(shard_count, step.shards, f"steps.{index}.shards", rng, zones)
-        fault = parse_fault(step.inject).compact()
-        fault["id"] = f"{slug}-{index + 1}"
-        if step.for_ is not None:
-            fault["duration_s"] = step.for_
-        planned.append(PlannedStep(index + 1, step.at, shards, fault))
-    return sorted(planned, key=lambda step: (step.at_s, step.number))
+from gateway.scenarios import PlannedStep, end_s
+from shardstack.common.durations import format_duration
 
 
 def run(
@@ -146,8 +25,7 @@ def run(
         if wait_s > 0:
             sleep(wait_s)
         echo(f"[{step.at_s:8.2f}s] {inject(step)}")
-    end_s = max(step.at_s + step.fault.get("duration_s", 0.0) for step in steps)
-    remaining_s = started + end_s - clock()
+    remaining_s = started + end_s(steps) - clock()
     if remaining_s > 0:
         echo(f"waiting {format_duration(round(remaining_s, 1))} for the last faults to expire ...")
         sleep(remaining_s)

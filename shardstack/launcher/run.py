@@ -104,6 +104,7 @@ def _summary(stack: Stack, log_dir: Path, took_s: float, token_file: Path) -> st
             f"  gateway  {stack.gateway_url}  gunicorn, {settings.workers} workers; "
             f"per worker: semaphore {settings.semaphore_size}, "
             f"pool {settings.pool_max_connections} connections",
+            f"  panel    {stack.gateway_url}/ui  live shards, semaphore, pool and faults",
             f"  shards   http://{first.host}:{first.port} .. :{last.port}  latency {latency}",
             f"  admin    {first.host}:{first.admin_port} .. :{last.admin_port}  "
             f"(shard admin ports, /metrics)",

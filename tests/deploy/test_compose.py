@@ -124,6 +124,15 @@ def test_the_compose_stack_answers_takes_faults_and_is_scraped(
     [shard_3] = [entry for entry in body["shards"] if entry["shard"] == 3]
     assert shard_3["status"] == "error"
 
+    # The panel, from the image's installed package, sees the fault through the containers.
+    assert httpx.get(f"{gateway}/ui", timeout=10, trust_env=False).status_code == 200
+    assert httpx.get(f"{gateway}/ui/assets/panel.js", timeout=10, trust_env=False).is_success
+    state = httpx.get(f"{gateway}/ui/state", timeout=10, trust_env=False).json()
+    tiles = {shard["id"]: shard for shard in state["shards"]}
+    assert len(tiles) == 20
+    assert all(tile["up"] for tile in tiles.values())
+    assert [fault["kind"] for fault in tiles[3]["faults"]] == ["error"]
+
     def query(expr: str) -> list[dict[str, object]]:
         response = httpx.get(
             f"{prometheus}/api/v1/query", params={"query": expr}, timeout=10, trust_env=False

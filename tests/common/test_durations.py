@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from shardstack.common.durations import format_duration, parse_duration
 from shardstack.common.validation import InvalidInput
-from shardstack.control.durations import format_duration, parse_duration
 
 
 @pytest.mark.parametrize(

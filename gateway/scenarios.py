@@ -100,6 +100,8 @@ def parse(text: str, source: str = "scenario") -> Scenario:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise InvalidInput.field(source, f"not valid YAML{where}") from None
+    if not isinstance(raw, dict):
+        raise InvalidInput.field(source, "not a scenario: a YAML mapping with name and steps")
     try:
         scenario = Scenario.model_validate(raw)
     except ValidationError as exc:

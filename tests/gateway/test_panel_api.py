@@ -110,6 +110,8 @@ def test_a_scenario_is_planned_for_these_shards_and_nothing_is_injected(
             "steps.0.shards",
         ),
         ({"text": "name: x\nsteps: [\n"}, "text"),
+        ({"text": ""}, "text"),
+        ({"text": "- just a list"}, "text"),
         ({"file": "name: x"}, "body"),
     ],
 )

@@ -18,13 +18,14 @@ from typing import Any
 from prometheus_client import Metric
 
 from gateway.shard_admin import ShardAdmin
+from gateway.shard_health import shard_health
 from gateway.shards import Shard
-from gateway.upstream import UpstreamClient, UpstreamError
+from gateway.upstream import UpstreamClient
 
 # A shard that does not answer its health check within this is shown down.
 HEALTH_TIMEOUT_S = 1.0
 
-# Gauges, by panel name: family name and label to key by (None: one value).
+# Gauges summed over their series, by panel name.
 _GAUGES = {
     "semaphore_in_use": "gateway_semaphore_in_use",
     "semaphore_waiting": "gateway_semaphore_waiting",
@@ -125,22 +126,13 @@ async def shard_views(
     """Each shard's health (its data port answering `/healthz`), active faults and, when
     it has a finite capacity, its queue (from its admin port)."""
     health, admin_views = await asyncio.gather(
-        asyncio.gather(*(_healthy(upstream, shard) for shard in shards)),
+        asyncio.gather(*(shard_health(upstream, shard, HEALTH_TIMEOUT_S) for shard in shards)),
         asyncio.gather(*(_admin_view(admin, shard) for shard in shards)),
     )
     return [
-        {"id": shard.id, "zone": shard.zone, "up": up, **view}
-        for shard, up, view in zip(shards, health, admin_views, strict=True)
+        {"id": shard.id, "zone": shard.zone, "up": bool(answer), **view}
+        for shard, answer, view in zip(shards, health, admin_views, strict=True)
     ]
-
-
-async def _healthy(upstream: UpstreamClient, shard: Shard) -> bool:
-    try:
-        async with asyncio.timeout(HEALTH_TIMEOUT_S):
-            response = await upstream.get(shard.health_url)
-    except (TimeoutError, UpstreamError):
-        return False
-    return response.status == 200
 
 
 async def _admin_view(admin: ShardAdmin, shard: Shard) -> dict[str, Any]:

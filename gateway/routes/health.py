@@ -11,9 +11,9 @@ import orjson
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from gateway.shards import Shard, zones_of
+from gateway.shard_health import shard_health
+from gateway.shards import zones_of
 from gateway.state import Gateway
-from gateway.upstream import UpstreamClient, UpstreamError
 
 router = APIRouter()
 
@@ -29,7 +29,7 @@ async def healthz() -> Response:
 async def readyz(gateway: Gateway) -> Response:
     timeout_s = gateway.settings.ready_timeout_ms / 1000.0
     checks = await asyncio.gather(
-        *(_health(gateway.upstream, shard, timeout_s) for shard in gateway.shards)
+        *(shard_health(gateway.upstream, shard, timeout_s) for shard in gateway.shards)
     )
     down = [shard.id for shard, check in zip(gateway.shards, checks, strict=True) if not check]
     # A shard that says it is in another zone than the gateway places it in: the two
@@ -52,19 +52,3 @@ async def readyz(gateway: Gateway) -> Response:
     return Response(
         orjson.dumps(body), status_code=200 if ready else 503, media_type="application/json"
     )
-
-
-async def _health(upstream: UpstreamClient, shard: Shard, timeout_s: float) -> dict[str, Any]:
-    """The shard's health answer; empty if it gave none."""
-    try:
-        async with asyncio.timeout(timeout_s):
-            response = await upstream.get(shard.health_url)
-    except (TimeoutError, UpstreamError):
-        return {}
-    if response.status != 200:
-        return {}
-    try:
-        answer = orjson.loads(response.body)
-    except orjson.JSONDecodeError:
-        return {"status": "ok"}
-    return answer if isinstance(answer, dict) and answer else {"status": "ok"}

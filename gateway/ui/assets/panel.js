@@ -332,8 +332,12 @@ async function clearAll() {
   else say(problem(reply), "error");
 }
 
+function deleteFault(id) {
+  return admin("DELETE", `/admin/faults/${encodeURIComponent(id)}`);
+}
+
 async function removeFault(id) {
-  const reply = await admin("DELETE", `/admin/faults/${encodeURIComponent(id)}`);
+  const reply = await deleteFault(id);
   if (!reply) return;
   if (reply.status === 200) say(`removed ${id}`, "ok");
   else say(problem(reply), "error");
@@ -464,7 +468,7 @@ async function injectStep(run, step) {
   if (reply && (reply.status === 201 || reply.status === 409)) {
     if (run.started == null) {
       // Stopped while this step was on its way: it goes too.
-      await admin("DELETE", `/admin/faults/${encodeURIComponent(step.fault.id)}`);
+      await deleteFault(step.fault.id);
       row.dataset.status = "removed";
       return;
     }
@@ -495,7 +499,7 @@ function clearTimers(run) {
 
 async function removeScenarioFaults(run) {
   for (const id of run.injected) {
-    await admin("DELETE", `/admin/faults/${encodeURIComponent(id)}`);
+    await deleteFault(id);
     for (const step of run.plan.steps) if (step.fault.id === id) stepRow(step).dataset.status = "removed";
   }
   run.injected.clear();

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Base images for the compose stack where no image registry can be reached, made from
-# Debian's packages: a Python base (debootstrap) and Prometheus (Debian's `prometheus`).
+# Base images for the compose and swarm stacks where no image registry can be reached, made
+# from Debian's packages: a Python base (debootstrap), Prometheus (Debian's `prometheus`)
+# and, for the swarm stack's front door, HAProxy (Debian's `haproxy`).
 #
 #   deploy/local-images.sh
 #   PYTHON_IMAGE=shardstack-python:bookworm PROMETHEUS_IMAGE=shardstack-prometheus:bookworm \
@@ -14,6 +15,7 @@ set -euo pipefail
 
 PYTHON_IMAGE=${PYTHON_IMAGE:-shardstack-python:bookworm}
 PROMETHEUS_IMAGE=${PROMETHEUS_IMAGE:-shardstack-prometheus:bookworm}
+HAPROXY_IMAGE=${HAPROXY_IMAGE:-shardstack-haproxy:bookworm}
 CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
 
 work=$(mktemp -d)
@@ -67,4 +69,30 @@ DOCKERFILE
     docker build --quiet -t "$PROMETHEUS_IMAGE" "$work/context" >/dev/null
 fi
 
-echo "local-images: PYTHON_IMAGE=$PYTHON_IMAGE PROMETHEUS_IMAGE=$PROMETHEUS_IMAGE"
+if ! have "$HAPROXY_IMAGE" "$base_id"; then
+    echo "local-images: $HAPROXY_IMAGE from Debian's haproxy package ..."
+    # The binary and the libraries the Python base lacks (Lua, OpenTracing's wrapper).
+    packages=(haproxy liblua5.3-0 libopentracing-c-wrapper0 libopentracing1)
+    mkdir "$work/haproxy"
+    if ! (cd "$work/haproxy" && apt-get download "${packages[@]}" >/dev/null 2>&1); then
+        apt-get update -qq
+        (cd "$work/haproxy" && apt-get download "${packages[@]}" >/dev/null)
+    fi
+    mkdir -p "$work/haproxy-context/root/usr/local/sbin" "$work/haproxy-context/root/usr/local/lib"
+    for deb in "$work"/haproxy/*.deb; do dpkg-deb -x "$deb" "$work/haproxy/tree"; done
+    cp "$work/haproxy/tree/usr/sbin/haproxy" "$work/haproxy-context/root/usr/local/sbin/"
+    cp -P "$work"/haproxy/tree/usr/lib/x86_64-linux-gnu/*.so* "$work/haproxy-context/root/usr/local/lib/"
+    # Laid out as the upstream image is: configuration in /usr/local/etc/haproxy.
+    cat >"$work/haproxy-context/Dockerfile" <<DOCKERFILE
+FROM $PYTHON_IMAGE
+LABEL $RECIPE_LABEL=$RECIPE-$base_id
+COPY root/ /
+RUN ldconfig && mkdir -p /usr/local/etc/haproxy && haproxy -v >/dev/null
+USER nobody
+EXPOSE 8000
+CMD ["haproxy", "-W", "-db", "-f", "/usr/local/etc/haproxy/haproxy.cfg"]
+DOCKERFILE
+    docker build --quiet -t "$HAPROXY_IMAGE" "$work/haproxy-context" >/dev/null
+fi
+
+echo "local-images: PYTHON_IMAGE=$PYTHON_IMAGE PROMETHEUS_IMAGE=$PROMETHEUS_IMAGE HAPROXY_IMAGE=$HAPROXY_IMAGE"

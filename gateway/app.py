@@ -41,7 +41,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
     # Under gunicorn the master makes a missing token (gateway/gunicorn_conf.py), so every
     # worker shares it; this covers the app run on its own.
-    token = token_or_new(settings.admin_token, _log, "gateway")
+    token = token_or_new(settings.configured_token, _log, "gateway")
     shards = shard_table(
         settings.shard_urls, settings.shard_admin_port_offset, settings.shard_zones
     )

@@ -21,7 +21,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shardstack.common import topology
-from shardstack.common.admin_token import TOKEN_ENV, AdminToken
+from shardstack.common.admin_token import AdminTokenSettings
 from shardstack.common.topology import ZONE_PATTERN
 from shardstack.common.validation import not_below
 
@@ -30,7 +30,7 @@ ENV_PREFIX = "GATEWAY_"
 _URL = TypeAdapter(AnyHttpUrl)
 
 
-class GatewaySettings(BaseSettings):
+class GatewaySettings(BaseSettings, AdminTokenSettings):
     """Defaults fan out to 20 local shards on ports 9000-9019, serving on 127.0.0.1:8000."""
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, populate_by_name=True)
@@ -92,11 +92,6 @@ class GatewaySettings(BaseSettings):
         ge=-65534,
         le=65534,
         description="a shard's admin port is its data port plus this (SHARD_ADMIN_PORT)",
-    )
-    admin_token: AdminToken | None = Field(
-        None,
-        validation_alias=TOKEN_ENV,
-        description="bearer token for /admin routes, shared with the shards",
     )
     breaker_failures: int = Field(
         5,

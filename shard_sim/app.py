@@ -30,7 +30,7 @@ def create_app(
     sets to the shard's data port (until then, in process and in tests, `down` does nothing).
     `decision_log` is the process's, which the caller owns (packed shards share one)."""
     settings = settings or ShardSettings()
-    token = token_or_new(settings.admin_token, _log, f"shard {settings.id}")
+    token = token_or_new(settings.configured_token, _log, f"shard {settings.id}")
     state = ShardState.from_settings(settings, token, NoListener(), decision_log)
     app = Starlette(
         routes=[*admin.ROUTES, *exposition.ROUTES], exception_handlers=dict(EXCEPTION_HANDLERS)

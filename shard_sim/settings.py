@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shard_sim.capacity import Capacity, parse_capacity
 from shardstack.common import topology
-from shardstack.common.admin_token import TOKEN_ENV, AdminToken
+from shardstack.common.admin_token import AdminTokenSettings
 from shardstack.common.latency import FixedLatency, LatencyModel, parse_latency
 from shardstack.common.topology import ADMIN_PORT_OFFSET, ZONE_PATTERN
 
@@ -19,7 +19,7 @@ ENV_PREFIX = "SHARD_"
 MAX_PAYLOAD_BYTES = 64 * 1024 * 1024
 
 
-class ShardSettings(BaseSettings):
+class ShardSettings(BaseSettings, AdminTokenSettings):
     """One shard process. Defaults run shard 0 on 127.0.0.1:9000 with no added delay."""
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, populate_by_name=True)
@@ -35,9 +35,6 @@ class ShardSettings(BaseSettings):
         le=65535,
         description=f"admin port (/admin, /metrics), up when the data port is down; "
         f"default port + {ADMIN_PORT_OFFSET}",
-    )
-    admin_token: AdminToken | None = Field(
-        None, validation_alias=TOKEN_ENV, description="bearer token for /admin routes"
     )
     latency: Annotated[LatencyModel, NoDecode, BeforeValidator(parse_latency)] = Field(
         default_factory=lambda: FixedLatency(ms=0),

@@ -103,6 +103,23 @@ def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> No
     raise AssertionError(f"{what}: not within {timeout_s}s")
 
 
+def wait_for_stack(check: Callable[[], bool], what: str, timeout_s: float = 300) -> None:
+    """Poll `check` each second on a stack in containers, still starting or changing: a
+    refused connection or a half-formed answer counts as not yet. Fails naming `what` and
+    the last result."""
+    deadline = time.monotonic() + timeout_s
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+            if last is True:
+                return
+        except (httpx.HTTPError, ValueError, KeyError) as exc:
+            last = exc
+        time.sleep(1)
+    raise AssertionError(f"{what} not seen within {timeout_s}s (last: {last!r})")
+
+
 def wait_until_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

@@ -11,9 +11,11 @@ from shardstack import __version__
 from shardstack.cli.bench import bench
 from shardstack.cli.fault import fault
 from shardstack.cli.scenario import scenario_group
+from shardstack.cli.token import token
 from shardstack.cli.up import up
 from shardstack.common.validation import InvalidInput
 from shardstack.control.client import GatewayError
+from shardstack.control.engine_token import StackError
 from shardstack.launcher.supervisor import LaunchError
 
 
@@ -23,7 +25,7 @@ def cli() -> None:
     """A shard simulator and fan-out gateway: watch and measure fan-out under stress."""
 
 
-for _command in (up, fault, scenario_group, bench):
+for _command in (up, fault, scenario_group, bench, token):
     cli.add_command(_command)
 
 
@@ -39,7 +41,7 @@ def main() -> None:
         _fail(exc.format_message(), exc.exit_code)
     except InvalidInput as exc:
         _fail(f"invalid input: {exc}", 2)
-    except (LaunchError, GatewayError) as exc:
+    except (LaunchError, GatewayError, StackError) as exc:
         _fail(str(exc), 1)
     except OSError as exc:
         _fail(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""), 1)

@@ -140,7 +140,7 @@ def plan(config: StackConfig) -> Stack:
             else {"shard_zones": topology.striped_zones(config.shards, config.zones)}
         ),
     )
-    configured = gateway_settings.admin_token
+    configured = gateway_settings.configured_token
     token = new_token() if configured is None else configured.get_secret_value()
     # The gateway's zones are the shards' too: one declaration, so /readyz agrees.
     zones = gateway_settings.shard_zones

@@ -60,6 +60,12 @@ def shardstack(*args: str, env: dict[str, str] | None = None) -> subprocess.Comp
         (["up", "--latency", "percentiles:p50=5,p90=2"], {}, "p90: must be more than p50 (5 ms)"),
         (["up", "--latency", "empirical:/nonexistent/l.txt"], {}, "path: no file"),
         (["upp"], {}, "No such command 'upp'"),
+        (
+            ["up"],
+            {"SHARDSTACK_ADMIN_TOKEN_FILE": "/nonexistent/token"},
+            "SHARDSTACK_ADMIN_TOKEN_FILE: cannot read /nonexistent/token: No such file",
+        ),
+        (["token", "--compose", "--swarm"], {}, "--compose and --swarm name two stacks"),
         (["up", "--prometheus", "/nonexistent/prometheus"], {}, "does not exist"),
         (
             ["up", "--prometheus", "/bin/true", "--no-prometheus"],
@@ -108,3 +114,27 @@ def test_help_and_version() -> None:
     version = shardstack("--version")
     assert version.returncode == 0
     assert version.stdout.startswith("shardstack, version ")
+
+
+def test_token_prints_the_one_the_cli_would_send(tmp_path: Path) -> None:
+    env = {"SHARDSTACK_ADMIN_TOKEN": "exported-token-0123456789", "XDG_STATE_HOME": str(tmp_path)}
+    result = shardstack("token", env=env)
+    assert (result.returncode, result.stdout) == (0, "exported-token-0123456789\n")
+
+
+def test_token_names_where_to_find_one_when_there_is_none(tmp_path: Path) -> None:
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path)}
+    env.pop("SHARDSTACK_ADMIN_TOKEN", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "shardstack", "token", "--gateway", "http://127.0.0.1:8999"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.startswith("shardstack: no admin token for http://127.0.0.1:8999")
+
+
+def test_token_of_a_stack_that_is_not_running_is_one_line(tmp_path: Path) -> None:
+    # Whatever this machine has (no docker, no engine, or no such project): one line.
+    result = shardstack("token", "--compose", "no-such-project-here", env={"PATH": "/nonexistent"})
+    assert result.returncode == 1
+    assert result.stderr == "shardstack: the docker command is not installed\n"

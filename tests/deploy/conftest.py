@@ -23,13 +23,13 @@ ROOT = Path(__file__).parents[2]
 LOCAL_IMAGES = {
     "PYTHON_IMAGE": "shardstack-python:bookworm",
     "PROMETHEUS_IMAGE": "shardstack-prometheus:bookworm",
+    "HAPROXY_IMAGE": "shardstack-haproxy:bookworm",
 }
 # From nothing, about 2 minutes on a quiet 2-core machine (debootstrap of the Python
 # base, Debian's prometheus package, pip inside the image build); room for slow mirrors.
 IMAGES_TIMEOUT_S = 1500
 ENGINE_START_TIMEOUT_S = 60
-# Compose substitutes every variable of the file, the token's too, even to build.
-_BUILD_ENV = {**LOCAL_IMAGES, "SHARDSTACK_ADMIN_TOKEN": "image-build-only-0123456789"}
+_BUILD_ENV = dict(LOCAL_IMAGES)
 # The services built from this repository; the shards share the gateway's image.
 _BUILT_SERVICES = ("gateway", "loadgen")
 

@@ -17,19 +17,19 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from shardstack.common.admin_token import TOKEN_ENV
 from tests.e2e.observe import HeldLoad, scrape, wait_for
-from tests.support import HOST, free_port
+from tests.support import HOST, free_port, wait_for_stack
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(func_only=True)]
 
 ROOT = Path(__file__).parents[2]
-TOKEN = "compose-test-token-" + uuid.uuid4().hex[:16]
 UP_TIMEOUT_S = 300
 
 
@@ -37,6 +37,7 @@ class Compose:
     def __init__(self, project: str, env: dict[str, str]) -> None:
         self.project = project
         self.env = env
+        self.token = ""
 
     def run(self, *args: str, timeout_s: float = 600) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -58,12 +59,14 @@ def compose(
 ) -> Iterator[tuple[Compose, str, str]]:
     logs = tmp_path_factory.mktemp("compose")
     gateway_port, prometheus_port = free_port(), free_port()
+    # `docker compose up` as it is typed: no token exported, so the stack makes one.
     env = {
-        **os.environ,
+        **{name: value for name, value in os.environ.items() if name != TOKEN_ENV},
         **stack_images,
-        "SHARDSTACK_ADMIN_TOKEN": TOKEN,
         "GATEWAY_PORT": str(gateway_port),
         "PROMETHEUS_PORT": str(prometheus_port),
+        # Where `shardstack token --compose` saves the token: this module's own directory.
+        "XDG_STATE_HOME": str(logs / "state"),
     }
     stack = Compose(f"shardstack-test-{uuid.uuid4().hex[:8]}", env)
     try:
@@ -71,6 +74,7 @@ def compose(
         services = [name for name in stack.services() if name not in {"grafana", "loadgen"}]
         up = stack.run("up", "-d", *services, timeout_s=UP_TIMEOUT_S)
         assert up.returncode == 0, up.stdout + up.stderr
+        stack.token = _read_token(stack, f"http://{HOST}:{gateway_port}")
         yield stack, f"http://{HOST}:{gateway_port}", f"http://{HOST}:{prometheus_port}"
     finally:
         logs.joinpath("compose.log").write_text(stack.run("logs", "--no-color").stdout)
@@ -78,30 +82,30 @@ def compose(
         assert down.returncode == 0, down.stdout + down.stderr
 
 
-def _wait_for(check: Callable[[], bool], what: str, timeout_s: float = UP_TIMEOUT_S) -> None:
-    deadline = time.monotonic() + timeout_s
-    last: object = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-            if last is True:
-                return
-        except httpx.HTTPError as exc:
-            last = exc
-        time.sleep(1)
-    raise AssertionError(f"{what} not seen within {timeout_s}s (last: {last!r})")
-
-
-def _inject_fault(gateway: str, *spec: str) -> None:
-    """`shardstack fault inject SPEC --for 5m` through the stack's gateway."""
-    injected = subprocess.run(
-        [sys.executable, "-m", "shardstack", "fault", "inject", *spec, "--for", "5m",
-         "--gateway", gateway],
-        env={**os.environ, "SHARDSTACK_ADMIN_TOKEN": TOKEN},
+def _shardstack(stack: Compose, *args: str) -> subprocess.CompletedProcess[str]:
+    """The `shardstack` CLI on this machine, as a user would run it beside the stack."""
+    return subprocess.run(
+        [sys.executable, "-m", "shardstack", *args],
+        env=stack.env,
         capture_output=True,
         text=True,
         timeout=60,
-    )  # fmt: skip
+    )
+
+
+def _read_token(stack: Compose, gateway: str) -> str:
+    """`shardstack token --compose PROJECT`: the token the stack made, read through the
+    engine and saved for the published gateway."""
+    read = _shardstack(stack, "token", "--compose", stack.project)
+    assert read.returncode == 0, read.stderr
+    assert f"saved for {gateway} ({stack.project})" in read.stderr
+    return read.stdout.strip()
+
+
+def _inject_fault(stack: Compose, gateway: str, *spec: str) -> None:
+    """`shardstack fault inject SPEC --for 5m` through the stack's gateway, with the token
+    `shardstack token --compose` saved (no --token, nothing exported)."""
+    injected = _shardstack(stack, "fault", "inject", *spec, "--for", "5m", "--gateway", gateway)
     assert injected.returncode == 0, injected.stderr
 
 
@@ -116,9 +120,9 @@ def test_the_compose_stack_answers_takes_faults_and_is_scraped(
         body = httpx.get(f"{gateway}/api/aggregate", timeout=10, trust_env=False).json()
         return bool(body["status"] == "complete" and body["ok"] == 20)
 
-    _wait_for(complete, "a complete aggregate from 20 shards")
+    wait_for_stack(complete, "a complete aggregate from 20 shards")
 
-    _inject_fault(gateway, "3", "error", "status=503")
+    _inject_fault(stack, gateway, "3", "error", "status=503")
     body = httpx.get(f"{gateway}/api/aggregate", timeout=10, trust_env=False).json()
     assert (body["status"], body["ok"], body["failed"]) == ("partial", 19, 1)
     [shard_3] = [entry for entry in body["shards"] if entry["shard"] == 3]
@@ -140,14 +144,55 @@ def test_the_compose_stack_answers_takes_faults_and_is_scraped(
         result: list[dict[str, object]] = response.json()["data"]["result"]
         return result
 
-    _wait_for(lambda: len(query("up == 1")) == 22, "22 targets up in Prometheus", 120)
-    _wait_for(
+    wait_for_stack(lambda: len(query("up == 1")) == 22, "22 targets up in Prometheus", 120)
+    wait_for_stack(
         lambda: len(query("gateway_semaphore_capacity")) == 1,
         "the gateway's semaphore series in Prometheus",
         60,
     )
     [capacity] = query("gateway_semaphore_capacity")
     assert capacity["value"] == [capacity["value"][0], "200"]  # type: ignore[index]
+
+
+def test_the_stack_makes_a_token_shows_it_once_and_an_exported_one_wins(
+    compose: tuple[Compose, str, str],
+) -> None:
+    stack, _, _ = compose
+    assert len(stack.token) >= 16
+    # The gateway's master shows it once per start; its workers and the shards never.
+    gateway_log = stack.run("logs", "--no-color", "gateway").stdout
+    shown = [line for line in gateway_log.splitlines() if stack.token in line]
+    starts = gateway_log.count("Starting gunicorn")
+    assert starts >= 1
+    assert len(shown) == starts, shown
+    assert all("admin token (made at the stack's first start" in line for line in shown)
+    everywhere = stack.run("logs", "--no-color").stdout
+    assert everywhere.count(stack.token) == len(shown)
+
+    # The token service on a volume of its own: made once, kept, replaced by an export.
+    side = Compose(f"{stack.project}-token", {**stack.env})
+
+    def keep(exported: str | None) -> tuple[str, str]:
+        env = {} if exported is None else {TOKEN_ENV: exported}
+        side.env = {**stack.env, **env}
+        kept = side.run("run", "--rm", "token", timeout_s=120)
+        assert kept.returncode == 0, kept.stdout + kept.stderr
+        read = side.run("run", "--rm", "token", "cat", "/run/shardstack/admin-token")
+        assert read.returncode == 0, read.stdout + read.stderr
+        return kept.stdout, read.stdout.strip()
+
+    try:
+        said, made = keep(None)
+        assert "made for this stack" in said
+        assert len(made) >= 16
+        assert made != stack.token
+        assert keep(None)[1] == made
+        exported = "exported-token-" + uuid.uuid4().hex
+        said, now = keep(exported)
+        assert TOKEN_ENV in said
+        assert now == exported
+    finally:
+        side.run("down", "-v")
 
 
 def test_published_ports_are_loopback_only(compose: tuple[Compose, str, str]) -> None:
@@ -195,13 +240,13 @@ def test_stopping_the_stack_under_load_cuts_no_request(compose: tuple[Compose, s
             answer = httpx.get(f"{gateway}/readyz", timeout=10, trust_env=False)
             return answer.status_code == 200
 
-        _wait_for(ready, "the restarted gateway ready with every shard")
+        wait_for_stack(ready, "the restarted gateway ready with every shard")
 
 
 def _stop_under_load(stack: Compose, gateway: str) -> None:
     # Long enough to hold aggregates in flight at the stop, with room under the shard call
     # timeout (1 s) for a busy machine: 20 shard containers share its cores.
-    _inject_fault(gateway, "all", "latency", "latency=fixed:500")
+    _inject_fault(stack, gateway, "all", "latency", "latency=fixed:500")
     url = f"{gateway}/api/aggregate?timeout_ms=5000"
     threads = 8
     with HeldLoad(url, threads=threads, timeout_s=20, max_s=120) as load:
@@ -209,7 +254,7 @@ def _stop_under_load(stack: Compose, gateway: str) -> None:
         # connections to the shards. The first calls also pay for the connect and the
         # engine's DNS, which on a busy machine can exceed the 500 ms of headroom; what is
         # measured below is the stop, not a cold pool.
-        _wait_for(lambda: len(load.records) >= 2 * threads, "the load warmed up")
+        wait_for_stack(lambda: len(load.records) >= 2 * threads, "the load warmed up")
         warm_at = time.monotonic()
         wait_for(
             gateway,

@@ -1,6 +1,6 @@
 """deploy/Dockerfile and docker-compose.yml, checked without an engine: hadolint clean,
-a valid compose file with every shard written once, loopback-only ports, the token from
-the environment."""
+a valid compose file with every shard written once, loopback-only ports, the token kept
+in a volume the token service fills first."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).parents[2]
-TOKEN = "files-test-token-0123456789"
+TOKEN_FILE = "/run/shardstack/admin-token"
 
 
 def test_the_dockerfile_is_hadolint_clean() -> None:
@@ -37,7 +37,7 @@ def _resolved() -> dict[str, Any]:
     config = subprocess.run(
         ["docker-compose", "config"],
         cwd=ROOT,
-        env={**os.environ, "SHARDSTACK_ADMIN_TOKEN": TOKEN},
+        env={key: value for key, value in os.environ.items() if key != "SHARDSTACK_ADMIN_TOKEN"},
         capture_output=True,
         text=True,
     )
@@ -53,21 +53,27 @@ def test_twenty_shards_written_once() -> None:
     for index, name in enumerate(shards):
         environment = services[name]["environment"]
         assert environment["SHARD_ID"] == str(index)
-        assert environment["SHARDSTACK_ADMIN_TOKEN"] == TOKEN
+        assert environment["SHARDSTACK_ADMIN_TOKEN_FILE"] == TOKEN_FILE
+        assert "SHARDSTACK_ADMIN_TOKEN" not in environment
+        assert services[name]["depends_on"] == _AFTER_THE_TOKEN
         assert services[name]["healthcheck"]["test"][-1] == "http://127.0.0.1:9000/healthz"
     # One definition, merged into every shard: the file holds no pasted blocks.
     text = (ROOT / "docker-compose.yml").read_text()
     assert text.count("python -m shard_sim") + text.count('"shard_sim"') == 1
 
 
+_AFTER_THE_TOKEN = {"token": {"condition": "service_completed_successfully"}}
+
+
 def test_the_gateway_waits_for_healthy_shards_and_knows_all_of_them() -> None:
     gateway = _resolved()["services"]["gateway"]
     assert gateway["depends_on"] == {
-        f"shard-{index:02d}": {"condition": "service_healthy"} for index in range(20)
+        **_AFTER_THE_TOKEN,
+        **{f"shard-{index:02d}": {"condition": "service_healthy"} for index in range(20)},
     }
     urls = gateway["environment"]["GATEWAY_SHARD_URLS"].split(",")
     assert urls == [f"http://shard-{index:02d}:9000" for index in range(20)]
-    assert gateway["environment"]["SHARDSTACK_ADMIN_TOKEN"] == TOKEN
+    assert gateway["environment"]["SHARDSTACK_ADMIN_TOKEN_FILE"] == TOKEN_FILE
 
 
 def test_every_published_port_is_on_loopback() -> None:
@@ -78,11 +84,12 @@ def test_every_published_port_is_on_loopback() -> None:
     assert all(str(port).startswith("127.0.0.1:") for port in published), published
 
 
-def test_compose_refuses_to_start_without_a_token() -> None:
-    _resolved()
-    env = {key: value for key, value in os.environ.items() if key != "SHARDSTACK_ADMIN_TOKEN"}
-    config = subprocess.run(
-        ["docker-compose", "config", "-q"], cwd=ROOT, env=env, capture_output=True, text=True
-    )
-    assert config.returncode != 0
-    assert "export SHARDSTACK_ADMIN_TOKEN" in config.stderr
+def test_the_token_service_alone_sees_an_exported_token() -> None:
+    services = _resolved()["services"]
+    keeper = services["token"]
+    assert keeper["command"] == ["python", "-m", "shardstack.token_keeper", TOKEN_FILE]
+    assert keeper["environment"] == {"SHARDSTACK_ADMIN_TOKEN": ""}  # nothing exported here
+    assert keeper["volumes"] == ["admin-token:/run/shardstack:rw"]
+    readers = [name for name, service in services.items() if name.startswith("shard-")]
+    for name in [*readers, "gateway"]:
+        assert services[name]["volumes"] == ["admin-token:/run/shardstack:ro"]

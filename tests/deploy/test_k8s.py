@@ -77,11 +77,20 @@ def test_the_gateway_reaches_every_shard_by_its_stable_name() -> None:
     assert int(shard_env["SHARD_ADMIN_PORT"]) == admin_port
 
 
-def test_both_share_the_admin_token_secret() -> None:
+def test_both_read_the_admin_token_secret_as_a_file() -> None:
     for workload in (_named("StatefulSet", "shard"), _named("Deployment", "gateway")):
-        assert _env(workload)["SHARDSTACK_ADMIN_TOKEN"] == {
-            "secretKeyRef": {"name": "shardstack-admin-token", "key": "token"}
-        }
+        assert "SHARDSTACK_ADMIN_TOKEN" not in _env(workload)
+        token_file = Path(_env(workload)["SHARDSTACK_ADMIN_TOKEN_FILE"])
+        spec = workload["spec"]["template"]["spec"]
+        [container] = spec["containers"]
+        [mount] = [m for m in container["volumeMounts"] if m["name"] == "admin-token"]
+        assert mount["mountPath"] == str(token_file.parent)
+        [volume] = [v for v in spec["volumes"] if v["name"] == "admin-token"]
+        assert volume["secret"]["secretName"] == "shardstack-admin-token"
+        assert volume["secret"]["items"] == [{"key": "token", "path": token_file.name}]
+        # Readable by the image's user through its group, by no one else.
+        assert spec["securityContext"]["fsGroup"] == 10001
+        assert volume["secret"]["defaultMode"] == 0o440
 
 
 @pytest.mark.parametrize(("kind", "name"), [("StatefulSet", "shard"), ("Deployment", "gateway")])
@@ -102,4 +111,4 @@ def test_the_gateway_is_autoscaled() -> None:
         "kind": "Deployment",
         "name": "gateway",
     }
-    assert hpa["spec"]["minReplicas"] >= 2
+    assert hpa["spec"]["minReplicas"] >= 3

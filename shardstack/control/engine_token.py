@@ -1,0 +1,88 @@
+"""The admin token of a stack running under a Docker engine, read through the engine's
+own CLI (`docker`): from a gateway container of a compose project or swarm stack, the file
+its SHARDSTACK_ADMIN_TOKEN_FILE names (the compose stack's generated token, the swarm
+secret). The `docker` command rather than an engine library: it is there wherever the
+stack is, with the user's context and permissions."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass
+from typing import Literal
+
+from shardstack.common.admin_token import TOKEN_FILE_ENV
+
+Orchestrator = Literal["compose", "swarm"]
+ROLE_LABEL = "io.shardstack.role"
+GATEWAY_PORT = "8000/tcp"
+_PROJECT_LABEL: dict[Orchestrator, str] = {
+    "compose": "com.docker.compose.project",
+    "swarm": "com.docker.stack.namespace",
+}
+_WHAT: dict[Orchestrator, str] = {"compose": "compose project", "swarm": "swarm stack"}
+# The swarm stack's front door (deploy/swarm/stack.yml): its published port is the stack's.
+SWARM_FRONT_SERVICE = "lb"
+
+
+class StackError(Exception):
+    """No such stack under the engine, or the engine would not answer."""
+
+
+@dataclass(frozen=True)
+class StackToken:
+    token: str
+    gateway_url: str
+    project: str
+
+
+def read_stack_token(orchestrator: Orchestrator, project: str | None) -> StackToken:
+    """The token and published gateway URL of the running stack `project` (or the only one)."""
+    label = _PROJECT_LABEL[orchestrator]
+    found = _docker(
+        "ps",
+        "--filter", f"label={ROLE_LABEL}=gateway",
+        "--filter", f"label={label}" + ("" if project is None else f"={project}"),
+        "--format", f'{{{{.ID}}}} {{{{.Label "{label}"}}}}',
+    ).split()  # fmt: skip
+    containers = dict(zip(found[1::2], found[0::2], strict=True))
+    what = _WHAT[orchestrator]
+    if not containers:
+        named = "" if project is None else f" {project!r}"
+        raise StackError(f"no running shardstack gateway of a {what}{named} under this engine")
+    if len(containers) > 1:
+        raise StackError(
+            f"several {what}s run a gateway ({', '.join(sorted(containers))}); name one"
+        )
+    [(name, container)] = containers.items()
+    path = _docker("exec", container, "printenv", TOKEN_FILE_ENV).strip()
+    if not path:
+        raise StackError(f"the gateway of {name} reads no {TOKEN_FILE_ENV}: its token is not kept")
+    token = _docker("exec", container, "cat", path).strip()
+    return StackToken(token, f"http://{_published(orchestrator, name, container)}", name)
+
+
+def _published(orchestrator: Orchestrator, project: str, container: str) -> str:
+    if orchestrator == "compose":
+        address = _docker("port", container, GATEWAY_PORT).split()[0]
+        return address.replace("0.0.0.0:", "127.0.0.1:")
+    port = _docker(
+        "service", "inspect", f"{project}_{SWARM_FRONT_SERVICE}",
+        "--format", "{{range .Endpoint.Ports}}{{.PublishedPort}} {{end}}",
+    ).split()  # fmt: skip
+    if not port:
+        raise StackError(f"the swarm stack {project} publishes no gateway port")
+    return f"127.0.0.1:{port[0]}"
+
+
+def _docker(*args: str) -> str:
+    if shutil.which("docker") is None:
+        raise StackError("the docker command is not installed")
+    try:
+        done = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        raise StackError(f"docker {args[0]} did not answer within 30s") from None
+    if done.returncode != 0:
+        reason = (done.stderr.strip().splitlines() or ["failed"])[-1]
+        raise StackError(f"docker {args[0]}: {reason}")
+    return done.stdout

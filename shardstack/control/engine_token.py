@@ -1,8 +1,8 @@
 """The admin token of a stack running under a Docker engine, read through the engine's
-own CLI (`docker`): from a gateway container of a compose project or swarm stack, the file
-its SHARDSTACK_ADMIN_TOKEN_FILE names (the compose stack's generated token, the swarm
-secret). The `docker` command rather than an engine library: it is there wherever the
-stack is, with the user's context and permissions."""
+own CLI (`docker`): from a gateway container of a compose project or swarm stack, its
+SHARDSTACK_ADMIN_TOKEN, else the file its SHARDSTACK_ADMIN_TOKEN_FILE names (the compose
+stack's generated token, the swarm secret). The `docker` command rather than an engine
+library: it is there wherever the stack is, with the user's context and permissions."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import subprocess
 from dataclasses import dataclass
 from typing import Literal
 
-from shardstack.common.admin_token import TOKEN_FILE_ENV
+from shardstack.common.admin_token import TOKEN_ENV, TOKEN_FILE_ENV
 
 Orchestrator = Literal["compose", "swarm"]
 ROLE_LABEL = "io.shardstack.role"
@@ -44,8 +44,12 @@ def read_stack_token(orchestrator: Orchestrator, project: str | None) -> StackTo
         "--filter", f"label={ROLE_LABEL}=gateway",
         "--filter", f"label={label}" + ("" if project is None else f"={project}"),
         "--format", f'{{{{.ID}}}} {{{{.Label "{label}"}}}}',
-    ).split()  # fmt: skip
-    containers = dict(zip(found[1::2], found[0::2], strict=True))
+    ).splitlines()  # fmt: skip
+    containers = {
+        name: container
+        for container, _, name in (line.partition(" ") for line in found)
+        if container and name
+    }
     what = _WHAT[orchestrator]
     if not containers:
         named = "" if project is None else f" {project!r}"
@@ -55,10 +59,18 @@ def read_stack_token(orchestrator: Orchestrator, project: str | None) -> StackTo
             f"several {what}s run a gateway ({', '.join(sorted(containers))}); name one"
         )
     [(name, container)] = containers.items()
-    path = _docker("exec", container, "printenv", TOKEN_FILE_ENV).strip()
-    if not path:
-        raise StackError(f"the gateway of {name} reads no {TOKEN_FILE_ENV}: its token is not kept")
-    token = _docker("exec", container, "cat", path).strip()
+    # The gateway's own order: an exported token wins over the file.
+    environment = dict(
+        line.partition("=")[::2] for line in _docker("exec", container, "env").splitlines()
+    )
+    token = environment.get(TOKEN_ENV, "").strip()
+    if not token and environment.get(TOKEN_FILE_ENV):
+        token = _docker("exec", container, "cat", environment[TOKEN_FILE_ENV]).strip()
+    if not token:
+        raise StackError(
+            f"the gateway of {name} has neither {TOKEN_ENV} nor {TOKEN_FILE_ENV}: "
+            "it made its own token, which its log shows"
+        )
     return StackToken(token, f"http://{_published(orchestrator, name, container)}", name)
 
 

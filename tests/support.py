@@ -8,6 +8,7 @@ import random
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -101,6 +102,20 @@ def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> No
             return
         time.sleep(0.1)
     raise AssertionError(f"{what}: not within {timeout_s}s")
+
+
+def run_shardstack(
+    *args: str, env: dict[str, str] | None = None, timeout_s: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """The `shardstack` CLI in a process of its own, as a user runs it; `env` whole (default
+    this process's)."""
+    return subprocess.run(
+        [sys.executable, "-m", "shardstack", *args],
+        env=os.environ if env is None else env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
 
 
 def wait_for_stack(check: Callable[[], bool], what: str, timeout_s: float = 300) -> None:

@@ -11,11 +11,11 @@ import subprocess
 from dataclasses import dataclass
 from typing import Literal
 
+from shardstack.common import topology
 from shardstack.common.admin_token import TOKEN_ENV, TOKEN_FILE_ENV
 
 Orchestrator = Literal["compose", "swarm"]
 ROLE_LABEL = "io.shardstack.role"
-GATEWAY_PORT = "8000/tcp"
 _PROJECT_LABEL: dict[Orchestrator, str] = {
     "compose": "com.docker.compose.project",
     "swarm": "com.docker.stack.namespace",
@@ -76,7 +76,7 @@ def read_stack_token(orchestrator: Orchestrator, project: str | None) -> StackTo
 
 def _published(orchestrator: Orchestrator, project: str, container: str) -> str:
     if orchestrator == "compose":
-        address = _docker("port", container, GATEWAY_PORT).split()[0]
+        address = _docker("port", container, f"{topology.GATEWAY_PORT}/tcp").split()[0]
         return address.replace("0.0.0.0:", "127.0.0.1:")
     port = _docker(
         "service", "inspect", f"{project}_{SWARM_FRONT_SERVICE}",

@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support import run_shardstack
+
 
 def shardstack(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "shardstack", *args],
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_shardstack(*args, env={**os.environ, **(env or {})})
 
 
 @pytest.mark.parametrize(
@@ -125,10 +120,7 @@ def test_token_prints_the_one_the_cli_would_send(tmp_path: Path) -> None:
 def test_token_names_where_to_find_one_when_there_is_none(tmp_path: Path) -> None:
     env = {**os.environ, "XDG_STATE_HOME": str(tmp_path)}
     env.pop("SHARDSTACK_ADMIN_TOKEN", None)
-    result = subprocess.run(
-        [sys.executable, "-m", "shardstack", "token", "--gateway", "http://127.0.0.1:8999"],
-        env=env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    result = run_shardstack("token", "--gateway", "http://127.0.0.1:8999", env=env)
     assert result.returncode == 1
     assert result.stderr.startswith("shardstack: no admin token for http://127.0.0.1:8999")
 

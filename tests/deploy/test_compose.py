@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -25,7 +24,7 @@ import pytest
 
 from shardstack.common.admin_token import TOKEN_ENV
 from tests.e2e.observe import HeldLoad, scrape, wait_for
-from tests.support import HOST, free_port, wait_for_stack
+from tests.support import HOST, free_port, run_shardstack, wait_for_stack
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(func_only=True)]
 
@@ -84,13 +83,7 @@ def compose(
 
 def _shardstack(stack: Compose, *args: str) -> subprocess.CompletedProcess[str]:
     """The `shardstack` CLI on this machine, as a user would run it beside the stack."""
-    return subprocess.run(
-        [sys.executable, "-m", "shardstack", *args],
-        env=stack.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_shardstack(*args, env=stack.env)
 
 
 def _read_token(stack: Compose, gateway: str) -> str:

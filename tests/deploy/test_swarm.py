@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ import httpx
 import pytest
 
 from tests.e2e.observe import HeldLoad
-from tests.support import HOST, free_port, wait_for_stack
+from tests.support import HOST, free_port, run_shardstack, wait_for_stack
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(300, func_only=True)]
 
@@ -68,13 +67,7 @@ class Swarm:
 
     def shardstack(self, *args: str) -> subprocess.CompletedProcess[str]:
         """The `shardstack` CLI on this machine, as a user would run it."""
-        return subprocess.run(
-            [sys.executable, "-m", "shardstack", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        return run_shardstack(*args, env=self.env)
 
     def targets(self, job: str) -> list[str]:
         """The instances of `job` Prometheus scrapes and finds up."""

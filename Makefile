@@ -50,17 +50,30 @@ screenshot: $(BIN)/.installed
 	$(BIN)/pytest -p no:randomly --panel-screenshot $(CURDIR)/docs/panel.png \
 		tests/e2e/test_panel.py -k fault_from_the_form
 
-# The panel's chart library, vendored so the page needs no CDN and no build step: fetched
-# from the npm registry at the pinned version, checked against its published integrity.
+# The browser pages' libraries (the panel's charts, the API document's Swagger UI), vendored
+# so no page needs a CDN or a build step: fetched from the npm registry at the pinned
+# version, checked against its published integrity, copied unchanged.
 UPLOT := 1.6.32
+SWAGGER_UI := 5.36.0
+VENDOR := gateway/ui/assets/vendor
+
+# $(call vendor,PACKAGE,VERSION,DIRECTORY,FILES): FILES of the package into $(VENDOR)/DIRECTORY.
+define vendor
+	cd .vendor-ui && npm pack --silent $(1)@$(2) >/dev/null
+	test "$$(npm view $(1)@$(2) dist.integrity)" = \
+		"sha512-$$(openssl dgst -sha512 -binary .vendor-ui/$(1)-$(2).tgz | base64 -w0)"
+	rm -rf .vendor-ui/package $(VENDOR)/$(3) && mkdir -p $(VENDOR)/$(3)
+	tar -xzf .vendor-ui/$(1)-$(2).tgz -C .vendor-ui
+	cd .vendor-ui/package && cp $(4) $(CURDIR)/$(VENDOR)/$(3)/
+	printf '%s\n' "$(1) $(2) from the npm registry (https://www.npmjs.com/package/$(1))," \
+		"files unchanged: $(4); \`make vendor-ui\` fetches them again." \
+		"integrity $$(npm view $(1)@$(2) dist.integrity)" > $(VENDOR)/$(3)/VERSION
+endef
+
 vendor-ui:
 	rm -rf .vendor-ui && mkdir .vendor-ui
-	cd .vendor-ui && npm pack --silent uplot@$(UPLOT) >/dev/null
-	test "$$(npm view uplot@$(UPLOT) dist.integrity)" = \
-		"sha512-$$(openssl dgst -sha512 -binary .vendor-ui/uplot-$(UPLOT).tgz | base64 -w0)"
-	tar -xzf .vendor-ui/uplot-$(UPLOT).tgz -C .vendor-ui
-	cp .vendor-ui/package/dist/uPlot.iife.min.js .vendor-ui/package/dist/uPlot.min.css \
-		.vendor-ui/package/LICENSE gateway/ui/assets/vendor/uplot/
+	$(call vendor,uplot,$(UPLOT),uplot,dist/uPlot.iife.min.js dist/uPlot.min.css LICENSE)
+	$(call vendor,swagger-ui-dist,$(SWAGGER_UI),swagger-ui,swagger-ui-bundle.js swagger-ui.css LICENSE)
 	rm -rf .vendor-ui
 
 # Re-pin every dependency to the newest versions allowed by pyproject.toml.

@@ -129,7 +129,11 @@ def main() -> None:
         docker("secret", "create", SECRET, "-", stdin=secrets.token_urlsafe(24))
     remove_stack()  # a volume a killed run left holds its series, and Prometheus would read them
     stack_file = str(ROOT / "deploy" / "swarm" / "stack.yml")
-    docker("stack", "deploy", "--resolve-image", "never", "-c", stack_file, STACK)
+    prometheus_port = str(ROOT / "deploy" / "swarm" / "prometheus-port.yml")
+    docker(
+        "stack", "deploy", "--resolve-image", "never",
+        "-c", stack_file, "-c", prometheus_port, STACK,
+    )  # fmt: skip
     rows = []
     try:
         wait(complete, "a complete aggregate")

@@ -19,6 +19,7 @@ from gateway.cpu_limit import CpuLimit
 from gateway.fanout import FanOut
 from gateway.hedging import Hedging
 from gateway.metrics import GatewayMetrics, sample_pool
+from gateway.panel import PanelSource
 from gateway.permits import Permits
 from gateway.retries import Retries
 from gateway.routes import aggregate, exposition, faults, health, panel, scenarios
@@ -57,6 +58,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         )
         metrics.pool_max_connections.set(upstream.max_connections)
         admin = ShardAdmin(token)
+        panel_source = PanelSource(metrics, shards, upstream, admin)
         tasks = [
             asyncio.create_task(sample_pool(upstream, metrics, settings.pool_sample_ms / 1000.0))
         ]
@@ -79,12 +81,21 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             )
             yield {
                 "gateway": GatewayState(
-                    settings, shards, upstream, fanout, admission, admin, token, metrics
+                    settings,
+                    shards,
+                    upstream,
+                    fanout,
+                    admission,
+                    admin,
+                    token,
+                    metrics,
+                    panel_source,
                 )
             }
         finally:
             for task in tasks:
                 await cancel_and_wait(task)
+            await panel_source.aclose()
             await admin.aclose()
             await upstream.aclose()
 
@@ -95,6 +106,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         # A trailing slash is a 404: a redirect would turn `DELETE /admin/faults/` (an
         # empty id) into `DELETE /admin/faults`, which removes every fault.
         redirect_slashes=False,
+        # Served from the package instead (gateway/routes/panel.py): FastAPI's pages load
+        # Swagger UI and ReDoc from a CDN, at a floating version, with inline scripts.
+        docs_url=None,
+        redoc_url=None,
     )
     for exc_type, handler in {
         **EXCEPTION_HANDLERS,

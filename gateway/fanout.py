@@ -34,6 +34,9 @@ from shardstack.common.request_id import ATTEMPT_HEADER, REQUEST_ID_HEADER
 _BREAKER_FAILURES = frozenset(
     {ShardOutcome.TIMEOUT, ShardOutcome.ERROR, ShardOutcome.RESET, ShardOutcome.UNREACHABLE}
 )
+# A shard's answers that blame the request, not the shard (not 408 or 429: those say the
+# shard is slow or full).
+_REQUEST_ERRORS = frozenset(range(400, 500)) - {408, 429}
 
 
 class FanOut:
@@ -129,14 +132,14 @@ class FanOut:
                             result.detail = _joined(result.detail, f"first try: {first.status}")
         finally:
             if breaker is not None:
-                if result is None or result.status is ShardOutcome.SHED:
+                if result is None or result.status is ShardOutcome.SHED or result.refused_request:
                     breaker.abandon()
                 else:
                     breaker.record(result.status not in _BREAKER_FAILURES)
             if throttle is not None:
                 if result is None or result.status is ShardOutcome.SHED:
                     throttle.withdraw()
-                elif result.status is ShardOutcome.OK:
+                elif result.status is ShardOutcome.OK or result.refused_request:
                     throttle.accepted(time.monotonic())
         if result.status is ShardOutcome.SHED:
             self._metrics.shard_skipped(shard.id, ShardOutcome.SHED)
@@ -197,6 +200,7 @@ class FanOut:
         if response.status != 200:
             result = _result(shard, started, timing, ShardOutcome.ERROR, f"HTTP {response.status}")
             result.retryable = response.status in RETRYABLE_STATUSES
+            result.refused_request = response.status in _REQUEST_ERRORS
             return self._served(result, response, timing)
         records = _records(response.body, shard.id)
         if records is None:

@@ -5,10 +5,9 @@
   the answer is bytes built once per reason. Through FastAPI the same refusal cost about
   0.8 ms of worker CPU, so under overload the refusals themselves took the CPU.
 - A connection past `GATEWAY_MAX_CONNECTIONS` in this worker is answered 503 and closed.
-- A request whose line and headers have not all arrived `GATEWAY_HEADER_TIMEOUT_S` after
-  its first byte (or after the connection, for the first request) is answered 408 and
-  cut: a client that opens connections and sends nothing, or a byte a second, holds no
-  permit and not the connection for long.
+- The limits every uvicorn port keeps (shardstack/common/http_protocol.py) with the
+  gateway's settings: a head slower than `GATEWAY_HEADER_TIMEOUT_S`, or a body slower
+  than `GATEWAY_BODY_TIMEOUT_S`, is answered 408 and cut, holding no permit.
 """
 
 from __future__ import annotations
@@ -19,7 +18,13 @@ from typing import TYPE_CHECKING
 
 from gateway.admission import ADMITTED, AGGREGATE_PATH, Admission
 from gateway.overload import RETRY_AFTER_S, Overloaded, ShedReason
-from shardstack.common.http_protocol import HeadLimitedProtocol, closing, problem_answer
+from shardstack.common.http_protocol import (
+    ConnectionTimeouts,
+    HeadLimitedProtocol,
+    Phase,
+    closing,
+    problem_answer,
+)
 from shardstack.common.request_id import REQUEST_ID_HEADER, request_id_or_new
 
 if TYPE_CHECKING:
@@ -48,12 +53,6 @@ _TOO_MANY_CONNECTIONS = closing(
         _RETRY_AFTER,
     )
 )
-_HEADER_TIMEOUT = closing(
-    problem_answer(
-        408,
-        "the request's line and headers did not arrive within GATEWAY_HEADER_TIMEOUT_S",
-    )
-)
 
 
 def refusal_pause_s(in_a_row: int, max_ms: int) -> float:
@@ -64,26 +63,23 @@ def refusal_pause_s(in_a_row: int, max_ms: int) -> float:
 
 
 class FrontDoorProtocol(HeadLimitedProtocol):
-    _refused = False  # the current request was answered here; ignore its body
     _refused_in_a_row = 0
-    _head_timer: asyncio.TimerHandle | None = None
     # After a refusal: what arrives before `_paced_until` (loop clock) is held until then.
     _paced_until = 0.0
     _held: list[bytes] | None = None
     _held_paused = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        settings = self._gateway().settings
+        self.timeouts = ConnectionTimeouts(settings.header_timeout_s, settings.body_timeout_s)
         super().connection_made(transport)
-        gateway = self._gateway()
-        if len(self.connections) > gateway.settings.max_connections:
-            gateway.metrics.refused_connections["max_connections"].inc()
+        if len(self.connections) > settings.max_connections:
+            self._gateway().metrics.refused_connections["max_connections"].inc()
+            self.stopped = True
             transport.write(_TOO_MANY_CONNECTIONS)
             transport.close()
-            return
-        self._arm_head_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm_head_timer()
         self._held = None
         super().connection_lost(exc)
 
@@ -116,33 +112,15 @@ class FrontDoorProtocol(HeadLimitedProtocol):
             self.flow.resume_reading()
         super().data_received(b"".join(held))
 
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self._refused = False
-        if self._head_timer is None:
-            self._arm_head_timer()
-
-    def on_headers_complete(self) -> None:
-        self._disarm_head_timer()
-        if self._refuse_aggregate():
-            self._in_head = False
-            self._refused = True
-            return
-        super().on_headers_complete()
-
-    def on_body(self, body: bytes) -> None:
-        if not self._refused:
-            super().on_body(body)
-
-    def on_message_complete(self) -> None:
-        if not self._refused:
-            super().on_message_complete()
-
     def _gateway(self) -> GatewayState:
         state: GatewayState = self.app_state["gateway"]
         return state
 
-    def _refuse_aggregate(self) -> bool:
+    def timed_out(self, phase: Phase) -> None:
+        reason = "header_timeout" if phase is Phase.HEAD else "body_timeout"
+        self._gateway().metrics.refused_connections[reason].inc()
+
+    def refuse_request(self) -> bool:
         """Admit an aggregate (counted in flight, marked in its scope) or answer its 503
         here; True if answered."""
         url = self.url
@@ -192,21 +170,3 @@ class FrontDoorProtocol(HeadLimitedProtocol):
     def _request_id(self) -> str:
         raw = next((value for name, value in self.headers if name == _REQUEST_ID), None)
         return request_id_or_new(raw)
-
-    def _arm_head_timer(self) -> None:
-        timeout_s = self._gateway().settings.header_timeout_s
-        self._head_timer = self.loop.call_later(timeout_s, self._head_timed_out)
-
-    def _disarm_head_timer(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
-
-    def _head_timed_out(self) -> None:
-        self._head_timer = None
-        if self.transport.is_closing():
-            return
-        gateway = self._gateway()
-        gateway.metrics.refused_connections["header_timeout"].inc()
-        self.transport.write(_HEADER_TIMEOUT)
-        self.transport.close()

@@ -8,13 +8,12 @@ one-line message before any worker forks. See gateway/settings.py for every vari
 
 import os
 import sys
-from pathlib import Path
 
 from pydantic import ValidationError
 
 from gateway import multiprocess
 from gateway.settings import ENV_PREFIX, GatewaySettings
-from shardstack.common.admin_token import TOKEN_ENV, TOKEN_FILE_ENV, generated_marker, new_token
+from shardstack.common.admin_token import TOKEN_ENV, new_token
 from shardstack.common.validation import InvalidInput
 
 try:
@@ -30,14 +29,6 @@ if _token is None:
     # Made here, in the master, so every worker forks with the same token; shown once.
     os.environ[TOKEN_ENV] = new_token()
     print(f"gateway: {TOKEN_ENV} is unset; admin token: {os.environ[TOKEN_ENV]}", file=sys.stderr)
-elif _settings.admin_token is None and generated_marker(Path(os.environ[TOKEN_FILE_ENV])).exists():
-    # The compose stack's token made at its first start (shardstack/token_keeper.py).
-    print(
-        f"gateway: admin token (made at the stack's first start, kept in "
-        f"{os.environ[TOKEN_FILE_ENV]}; `shardstack token --compose` reads it): "
-        f"{_token.get_secret_value()}",
-        file=sys.stderr,
-    )
 
 wsgi_app = "gateway.app:create_app()"
 worker_class = "gateway.worker.GatewayWorker"

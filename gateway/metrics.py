@@ -161,15 +161,16 @@ class GatewayMetrics:
         )
         refused_connections = Counter(
             "gateway_refused_connections",
-            "Client connections cut before a request reached the app: past "
-            "GATEWAY_MAX_CONNECTIONS (max_connections) or slower than "
-            "GATEWAY_HEADER_TIMEOUT_S to send a request's head (header_timeout).",
+            "Client connections cut by the gateway's protocol: past "
+            "GATEWAY_MAX_CONNECTIONS (max_connections), slower than "
+            "GATEWAY_HEADER_TIMEOUT_S to send a request's head (header_timeout) or than "
+            "GATEWAY_BODY_TIMEOUT_S to send its body (body_timeout).",
             ("reason",),
             registry=self.registry,
         )
         self.refused_connections = {
             reason: refused_connections.labels(reason)
-            for reason in ("max_connections", "header_timeout")
+            for reason in ("max_connections", "header_timeout", "body_timeout")
         }
 
         shard_requests = Counter(

@@ -27,7 +27,7 @@ from shardstack.common.faults.schema import fault_schemas
 from shardstack.common.http_protocol import MAX_HEAD_BYTES
 from shardstack.common.problem import PROBLEM_MEDIA_TYPE
 from shardstack.common.request_body import DEFAULT_BODY_LIMIT
-from shardstack.common.request_id import MAX_REQUEST_ID_CHARS
+from shardstack.common.request_id import MAX_REQUEST_ID_CHARS, REQUEST_ID_PATTERN
 
 _SCHEMAS = "#/components/schemas/"
 _SECURITY: list[dict[str, list[str]]] = [{"adminToken": []}]
@@ -94,7 +94,7 @@ def build(app: FastAPI, settings: GatewaySettings, shards: Sequence[Shard]) -> d
                 "type": "string",
                 "minLength": 1,
                 "maxLength": MAX_REQUEST_ID_CHARS,
-                "pattern": "^[^\\x00-\\x1f\\x7f]*$",
+                "pattern": REQUEST_ID_PATTERN,
                 "description": "this aggregate's id, forwarded to every shard call (which "
                 "keys its random decisions on it); generated when absent",
             },
@@ -109,6 +109,7 @@ def build(app: FastAPI, settings: GatewaySettings, shards: Sequence[Shard]) -> d
     }
     aggregate["responses"] = {
         "200": _json("status `complete` or `partial`", "Aggregate", request_id),
+        "401": _problem("X-Shardstack-Fault sent without the admin token"),
         "403": _problem("X-Shardstack-Fault sent but not honoured by this gateway"),
         "422": _problem("a parameter or header is invalid; `errors` names each"),
         "431": _head_too_large(),
@@ -126,6 +127,8 @@ def build(app: FastAPI, settings: GatewaySettings, shards: Sequence[Shard]) -> d
         ),
     }
     aggregate["responses"]["502"]["headers"] = request_id
+    # Open to all; the admin token only with X-Shardstack-Fault.
+    aggregate["security"] = [{}, *_SECURITY]
 
     paths["/healthz"]["get"]["responses"] = {
         "200": _json("this worker is alive", "Health"),

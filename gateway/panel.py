@@ -4,7 +4,9 @@ disagree), each shard's health and active faults.
 
 Counters and histograms are sent as running totals, as Prometheus scrapes them; the page
 takes rates and quantiles from the difference between two snapshots, so any worker can
-answer any poll and none keeps state for the panel.
+answer any poll. A worker reads the metric files and asks the shards at most once per
+`MAX_AGE_S`, however many tabs poll it (`PanelSource`): a poll takes the last reading
+while it is fresh, or waits for the one being made.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, Generic, TypeVar
 
 from prometheus_client import Metric
+from starlette.concurrency import run_in_threadpool
 
+from gateway.metrics import GatewayMetrics
 from gateway.shard_admin import ShardAdmin
 from gateway.shard_health import shard_health
 from gateway.shards import Shard
@@ -24,6 +28,8 @@ from gateway.upstream import UpstreamClient
 
 # A shard that does not answer its health check within this is shown down.
 HEALTH_TIMEOUT_S = 1.0
+# How old a reading a poll may be given; the page polls each second.
+MAX_AGE_S = 0.5
 
 # Gauges summed over their series, by panel name.
 _GAUGES = {
@@ -154,13 +160,82 @@ async def _admin_view(admin: ShardAdmin, shard: Shard) -> dict[str, Any]:
     return view
 
 
-def snapshot(metrics: dict[str, Any], shards: list[dict[str, Any]]) -> dict[str, Any]:
-    """One poll's answer: time, gateway figures, and the shards with their counters."""
+def snapshot(
+    metrics: dict[str, Any], shards: list[dict[str, Any]], with_faults: bool
+) -> dict[str, Any]:
+    """One poll's answer: time, gateway figures, and the shards with their counters; their
+    faults only `with_faults` (the admin token), as `GET /admin/faults` gives them."""
+    views = []
     for view in shards:
-        view.update(metrics["shards"].get(view["id"], {}))
+        merged = {**view, **metrics["shards"].get(view["id"], {})}
+        if not with_faults:
+            merged["faults"] = None
+        views.append(merged)
     return {
         "time": time.time(),
         "buckets": metrics["buckets"],
         "gateway": metrics["gateway"],
-        "shards": shards,
+        "shards": views,
+        "faults_shown": with_faults,
     }
+
+
+T = TypeVar("T")
+
+
+class _Fresh(Generic[T]):
+    """A value fetched at most once per `max_age_s`: callers within that share the last
+    fetch, and callers while one runs wait for it rather than start their own."""
+
+    def __init__(self, fetch: Callable[[], Awaitable[T]], max_age_s: float) -> None:
+        self._fetch = fetch
+        self._max_age_s = max_age_s
+        self._value: T | None = None
+        self._fetched_at = 0.0
+        self._fetching: asyncio.Task[T] | None = None
+
+    async def get(self) -> T:
+        loop = asyncio.get_running_loop()
+        if self._value is not None and loop.time() - self._fetched_at < self._max_age_s:
+            return self._value
+        if self._fetching is None:
+            self._fetching = asyncio.create_task(self._refresh())
+        # Shielded: a poll that gives up does not cancel the others' fetch.
+        return await asyncio.shield(self._fetching)
+
+    async def _refresh(self) -> T:
+        try:
+            value = await self._fetch()
+            self._value, self._fetched_at = value, asyncio.get_running_loop().time()
+            return value
+        finally:
+            self._fetching = None
+
+    async def aclose(self) -> None:
+        if self._fetching is not None:
+            self._fetching.cancel()
+            await asyncio.gather(self._fetching, return_exceptions=True)
+
+
+class PanelSource:
+    """What `/ui/state` reads, per worker: the metric files and the shards' views, each at
+    most once per `MAX_AGE_S`."""
+
+    def __init__(
+        self,
+        metrics: GatewayMetrics,
+        shards: Sequence[Shard],
+        upstream: UpstreamClient,
+        admin: ShardAdmin,
+    ) -> None:
+        shard_ids = [shard.id for shard in shards]
+        # The metric files are read off the event loop, as `/metrics` reads them.
+        self.figures = _Fresh(
+            lambda: run_in_threadpool(lambda: metrics_snapshot(metrics.families(), shard_ids)),
+            MAX_AGE_S,
+        )
+        self.shards = _Fresh(lambda: shard_views(shards, upstream, admin), MAX_AGE_S)
+
+    async def aclose(self) -> None:
+        await self.figures.aclose()
+        await self.shards.aclose()

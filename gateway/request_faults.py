@@ -4,15 +4,14 @@ aggregate request carries those faults to the shards it names, for that request 
     X-Shardstack-Fault: 3 latency latency=fixed:300; 5-7 error status=503
     X-Shardstack-Fault: zone:z1 error status=503 k_of_n=2
 
-Honoured only when the gateway allows it (GATEWAY_ALLOW_REQUEST_FAULTS); the gateway
-forwards each shard its part with the admin token, which the shard requires.
+Honoured only when the gateway allows it (GATEWAY_ALLOW_REQUEST_FAULTS) and the client
+sends the admin token; the gateway forwards each shard its part with the client's own
+`Authorization`, which the shard checks again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-from pydantic import SecretStr
 
 from gateway.shards import Shard, select, with_selection
 from shardstack.common.faults import REQUEST_FAULT_HEADER, parse_request_fault
@@ -20,7 +19,7 @@ from shardstack.common.validation import InvalidInput
 
 
 def shard_headers(
-    header: str, shards: Sequence[Shard], token: SecretStr
+    header: str, shards: Sequence[Shard], authorization: str
 ) -> dict[int, dict[str, str]]:
     """The headers to send each named shard; `InvalidInput` naming the header if it is bad."""
     parts: dict[int, list[str]] = {}
@@ -37,7 +36,6 @@ def shard_headers(
         text = fault.words() if fault.k_of_n is not None else " ".join(words[1:])
         for shard in targets:
             parts.setdefault(shard.id, []).append(text)
-    authorization = f"Bearer {token.get_secret_value()}"
     return {
         shard_id: {REQUEST_FAULT_HEADER: "; ".join(faults), "authorization": authorization}
         for shard_id, faults in parts.items()

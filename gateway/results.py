@@ -43,6 +43,9 @@ class ShardResult:
     attempts: int = 1
     # The failure is one a second try can fix (gateway/retries.py).
     retryable: bool = False
+    # The shard refused the request itself (a 4xx but 408 and 429): it says nothing of
+    # the shard's health, so breakers and throttles do not count it against the shard.
+    refused_request: bool = False
 
     def as_dict(self, with_data: bool, zone: str | None = None) -> dict[str, Any]:
         entry: dict[str, Any] = {"shard": self.shard}

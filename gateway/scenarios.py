@@ -86,6 +86,52 @@ class PlannedStep:
         return f"{self.fault['id']}: {words}" + (f" on shards {shards}{lasting}")
 
 
+MAX_DEPTH = 16
+_MAX_INT_DIGITS = 19
+
+
+class _Refused(yaml.MarkedYAMLError):
+    pass
+
+
+class _ScenarioLoader(yaml.SafeLoader):
+    """YAML's safe loader without what a scenario never needs and an attacker would
+    use: aliases (a few hundred bytes of `&a [*a, *a]` grow to gigabytes), nesting past
+    `MAX_DEPTH`, and integers past 64 bits (Python refuses to read one past 4,300 digits)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            raise _Refused(
+                problem="aliases (*name) are not taken in a scenario", problem_mark=self._mark()
+            )
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise _Refused(
+                    problem=f"nested deeper than {MAX_DEPTH} levels", problem_mark=self._mark()
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def _mark(self) -> Any:
+        event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]
+        return event.start_mark
+
+    def construct_bounded_int(self, node: yaml.ScalarNode) -> int:
+        digits = sum(char.isdigit() for char in str(node.value))
+        if digits > _MAX_INT_DIGITS:
+            raise _Refused(problem="an integer past 64 bits", problem_mark=node.start_mark)
+        return self.construct_yaml_int(node)
+
+
+_ScenarioLoader.add_constructor("tag:yaml.org,2002:int", _ScenarioLoader.construct_bounded_int)
+
+
 def load(path: Path) -> Scenario:
     """The scenario in `path`; `InvalidInput` naming the step and field at fault."""
     return parse(path.read_text(), str(path))
@@ -95,10 +141,12 @@ def parse(text: str, source: str = "scenario") -> Scenario:
     """The scenario written in `text` (YAML); `InvalidInput` naming the step and field at
     fault, or `source` when the text is not YAML."""
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_ScenarioLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
+        if isinstance(exc, _Refused):
+            raise InvalidInput.field(source, f"{exc.problem}{where}") from None
         raise InvalidInput.field(source, f"not valid YAML{where}") from None
     if not isinstance(raw, dict):
         raise InvalidInput.field(source, "not a scenario: a YAML mapping with name and steps")

@@ -152,7 +152,11 @@ class GatewaySettings(BaseSettings, AdminTokenSettings):
         10, ge=0, le=3600, description="time to finish requests on shutdown"
     )
     keepalive_s: int = Field(
-        5, ge=0, le=3600, description="client keep-alive on the gateway's own port"
+        5,
+        ge=0,
+        le=3600,
+        description="an idle client connection on the gateway's own port closes after this "
+        "(bytes that begin no request do not keep it open); 0: after each answer",
     )
     max_aggregates_in_flight: int = Field(
         64,
@@ -188,6 +192,13 @@ class GatewaySettings(BaseSettings, AdminTokenSettings):
         le=3600,
         description="a request's line and headers must arrive within this of its first byte "
         "(or of the connection); a slower client is answered 408 and cut",
+    )
+    body_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="a request's body must arrive within this of its head; a slower "
+        "client is answered 408 and cut",
     )
     backlog: int = Field(
         1024,

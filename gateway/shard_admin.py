@@ -46,7 +46,11 @@ class ShardAdmin:
             timeout=ADMIN_TIMEOUT_S,
             trust_env=False,
             headers={"authorization": f"Bearer {token.get_secret_value()}"},
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=0),
+            # Connections kept for less than a shard keeps an idle admin connection
+            # (shard_sim's ADMIN_KEEP_ALIVE_S), so none is reused as the shard closes it.
+            limits=httpx.Limits(
+                max_connections=64, max_keepalive_connections=64, keepalive_expiry=2.0
+            ),
         )
 
     async def each(

@@ -94,8 +94,9 @@ def selected_ids(
             continue
         match = _ID_OR_RANGE.fullmatch(text)
         if match is None:
+            shown = text if len(text) <= 40 else text[:40] + "..."
             raise InvalidInput.field(
-                field, f"{text!r} is not a shard id or range; use e.g. 'all' or '0,3,5-7'"
+                field, f"{shown!r} is not a shard id or range; use e.g. 'all' or '0,3,5-7'"
             )
         first = int(match["first"])
         last = first if match["last"] is None else int(match["last"])
@@ -107,7 +108,8 @@ def selected_ids(
     return sorted(chosen)
 
 
-_ID = "0|[1-9][0-9]*"
+# At most 9 digits: an id no table reaches, and never a number too long to read.
+_ID = "0|[1-9][0-9]{0,8}"
 _ID_OR_RANGE = re.compile(f"(?P<first>{_ID})(?: *- *(?P<last>{_ID}))?")
 
 

@@ -11,6 +11,7 @@ from pydantic import SecretStr
 from gateway.admission import Admission
 from gateway.fanout import FanOut
 from gateway.metrics import GatewayMetrics
+from gateway.panel import PanelSource
 from gateway.settings import GatewaySettings
 from gateway.shard_admin import ShardAdmin
 from gateway.shards import Shard
@@ -27,6 +28,7 @@ class GatewayState:
     admin: ShardAdmin
     admin_token: SecretStr
     metrics: GatewayMetrics
+    panel: PanelSource
 
 
 # Async, so FastAPI calls it in the event loop: a plain `def` dependency is run in its

@@ -12,11 +12,14 @@ from shard_sim.app import ByPort, create_app
 from shard_sim.decision_log import DecisionLog
 from shard_sim.server import DataPort, ShardServer, listening
 from shard_sim.settings import ENV_PREFIX, ShardSettings
-from shardstack.common.http_protocol import HeadLimitedProtocol
+from shardstack.common.http_protocol import ConnectionTimeouts, HeadLimitedProtocol
 from shardstack.common.validation import InvalidInput
 
 # A hung request (the hang fault) must not hold the shard up on shutdown.
 GRACEFUL_SHUTDOWN_S = 3.0
+# An idle admin connection closes after this (uvicorn's default); the gateway's admin
+# client keeps its own for less (gateway/shard_admin.py).
+ADMIN_KEEP_ALIVE_S = 5
 
 
 def main() -> int:
@@ -29,6 +32,7 @@ def main() -> int:
         )
         return 2
     apps, data_ports, admin_sockets = {}, [], []
+    timeouts = ConnectionTimeouts(settings.header_timeout_s, settings.body_timeout_s)
     try:
         decision_log = None if settings.decision_log is None else DecisionLog(settings.decision_log)
     except OSError as exc:
@@ -37,7 +41,9 @@ def main() -> int:
     try:
         for shard in settings.packed():
             app = create_app(shard, decision_log)
-            port = DataPort(app.state.shard, (shard.host, shard.port))
+            port = DataPort(
+                app.state.shard, (shard.host, shard.port), timeouts, settings.idle_timeout_s
+            )
             app.state.shard.listener = port
             data_ports.append(port)
             port.bind()
@@ -49,7 +55,8 @@ def main() -> int:
     config = uvicorn.Config(
         ByPort(apps),
         loop="uvloop",
-        http=HeadLimitedProtocol,
+        http=HeadLimitedProtocol.configured(timeouts),
+        timeout_keep_alive=ADMIN_KEEP_ALIVE_S,
         lifespan="off",
         access_log=False,
         log_level=settings.log_level,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
+from prometheus_client import Counter
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -38,7 +39,21 @@ def create_app(
     # As on the gateway: `DELETE /admin/faults/` must not become `DELETE /admin/faults`.
     app.router.redirect_slashes = False
     app.state.shard = state
+    app.add_middleware(_Counted, counter=state.metrics.admin_requests)
     return app
+
+
+class _Counted:
+    """Counts every HTTP request the admin app serves."""
+
+    def __init__(self, app: ASGIApp, counter: Counter) -> None:
+        self._app = app
+        self._counter = counter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            self._counter.inc()
+        await self._app(scope, receive, send)
 
 
 class ByPort:

@@ -116,7 +116,8 @@ def _decisions(state: ShardState, request_id: str | None, attempt: str | None) -
 
 
 def _attempt(text: str) -> int:
-    number = int(text) if text.isdigit() else -1
+    # ASCII digits only: str.isdigit() also takes '²' and other scripts' digits.
+    number = int(text) if text.isascii() and text.isdigit() and len(text) <= 4 else -1
     if not 0 <= number <= MAX_ATTEMPT:
         raise InvalidInput.field(
             ATTEMPT_HEADER, f"{text[:40]!r} is not a whole number from 0 to {MAX_ATTEMPT}"

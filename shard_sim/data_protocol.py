@@ -6,8 +6,10 @@ the shard spends is time the simulation did not ask for. Measured, this path cos
 CPU per answer than a bare ASGI app under uvicorn (README, design notes). The admin port
 stays Starlette under uvicorn (shard_sim.server).
 
-What it does: keep-alive and pipelined requests, answered in order; a cap on a request's
-head (431, as shardstack.common.http_protocol); problem+json for what it does not serve;
+What it does: keep-alive and pipelined requests, answered in order; the limits every port
+keeps (shardstack.common.http_protocol): a cap on a request's head (431), on the requests
+read ahead, and timers on a slow head, a slow body and an idle connection, swept once a
+second by the port (shard_sim.server); problem+json for what it does not serve;
 `Server-Timing` on every answer. An answer with nothing to shape it is written in one
 piece by a timer; one a fault delivers (late, dribbled, reset, garbage) runs as a task
 over `ProtocolWire`, the `Wire` the fault kinds speak to.
@@ -38,6 +40,10 @@ from shardstack.common.http_protocol import (
     HEAD_TOO_LARGE,
     MAX_BUFFERED_HEAD_BYTES,
     MAX_HEAD_BYTES,
+    MAX_PIPELINED,
+    PIPELINE_RESUME_AT,
+    ConnectionTimeouts,
+    Phase,
 )
 from shardstack.common.problem import PROBLEM_MEDIA_TYPE, problem_body
 from shardstack.common.request_id import ATTEMPT_HEADER, REQUEST_ID_HEADER
@@ -48,8 +54,9 @@ _log = logging.getLogger("shard_sim.data")
 _FAULT_HEADER = REQUEST_FAULT_HEADER.lower().encode()
 _REQUEST_ID = REQUEST_ID_HEADER.encode()
 _ATTEMPT = ATTEMPT_HEADER.encode()
-# Requests read ahead of the one being answered before reading pauses (pipelining).
-_MAX_PIPELINED = 16
+# Requests read ahead of the one being answered before reading pauses (pipelining); it
+# resumes at PIPELINE_RESUME_AT, and past MAX_PIPELINED the connection reads no more.
+_PAUSE_PIPELINED_AT = 16
 _JSON = b"application/json"
 _PROBLEM = PROBLEM_MEDIA_TYPE.encode()
 _ALLOW_GET = ((b"allow", b"GET"),)
@@ -113,7 +120,14 @@ class DataProtocol(asyncio.Protocol):
         self._head_bytes = 0
         self._buffered_bytes = 0
         self._in_head = False
+        self._in_body = False
+        self._began = False  # a request began in the data being parsed
+        # When the head (of the first request: the connection) or the body began.
+        self._since = self._loop.time()
+        self._stopped = False  # reads nothing more; closes after the answers it owes
+        self._no_request_yet = True
         self._waiting: collections.deque[_Request] = collections.deque()
+        self._current: _Request | None = None  # the request being answered
         self._busy = False  # an answer is being prepared or delivered
         self._timer: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
@@ -133,7 +147,21 @@ class DataProtocol(asyncio.Protocol):
 
     @property
     def idle(self) -> bool:
-        return not self._busy and not self._in_head and not self._waiting
+        return not self._busy and not self._in_head and not self._in_body and not self._waiting
+
+    def overdue(self, now: float, timeouts: ConnectionTimeouts) -> Phase | None:
+        """The part of a request this connection has waited for too long, if any: a head
+        (a connection's first: since it opened) or a body."""
+        if self._stopped:
+            return None
+        if self._in_body:
+            return Phase.BODY if now - self._since > timeouts.body_s else None
+        if self._in_head or self._no_request_yet:
+            return Phase.HEAD if now - self._since > timeouts.header_s else None
+        return None
+
+    def time_out(self, phase: Phase, timeouts: ConnectionTimeouts) -> None:
+        self._refuse_and_close(408, timeouts.detail(phase))
 
     # asyncio.Protocol
 
@@ -161,19 +189,26 @@ class DataProtocol(asyncio.Protocol):
                 gate.release(ticket)
 
     def data_received(self, data: bytes) -> None:
+        if self._stopped:
+            return
+        was_in_head = self._in_head
+        self._began = False
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self._refuse_and_close(400, "protocol upgrades are not served")
+            # Answered over HTTP/1.1 as RFC 9110 (7.8) allows; the parser reads no more.
+            self._stop()
             return
         except httptools.HttpParserError as exc:
             # httptools wraps what a callback raised (_count's refusal) in its own error.
+            if self._stopped:  # too many read ahead (on_message_complete)
+                return
             if self._head_bytes > MAX_HEAD_BYTES:
                 self._refuse_and_close(431, HEAD_TOO_LARGE)
             else:
                 self._refuse_and_close(400, f"not a valid HTTP/1.1 request: {exc}")
             return
-        if self._in_head:
+        if self._in_head and was_in_head and not self._began:  # all of `data` is this head's
             self._buffered_bytes += len(data)
             if self._buffered_bytes > MAX_BUFFERED_HEAD_BYTES:
                 self._refuse_and_close(431, HEAD_TOO_LARGE)
@@ -191,6 +226,11 @@ class DataProtocol(asyncio.Protocol):
         self._request = _Request()
         self._head_bytes = self._buffered_bytes = 0
         self._in_head = True
+        self._began = True
+        if self._no_request_yet:
+            self._no_request_yet = False  # its head's time runs from the connection
+        else:
+            self._since = self._loop.time()
 
     def on_url(self, url: bytes) -> None:
         self._count(len(url))
@@ -210,19 +250,26 @@ class DataProtocol(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        self._in_body = True
+        self._since = self._loop.time()
         request = self._request
         request.method = self._parser.get_method()
         request.keep_alive = self._parser.should_keep_alive()
 
     def on_message_complete(self) -> None:
+        self._in_body = False
         request = self._request
         # perf_counter, not the loop's clock: uvloop's is cached and counts whole ms.
         request.received_at = time.perf_counter()
         self.last_active = self._loop.time()
         self._waiting.append(request)
-        if len(self._waiting) > _MAX_PIPELINED and self._reading:
+        if len(self._waiting) > _PAUSE_PIPELINED_AT and self._reading:
             self._reading = False
             self.transport.pause_reading()
+        if len(self._waiting) > MAX_PIPELINED:
+            _log.warning("more than %d pipelined requests: reading stopped", MAX_PIPELINED)
+            self._stop()
+            raise _PipelineFull  # stops the parser in the data it is reading
         self._next()
 
     def _count(self, size: int) -> None:
@@ -237,14 +284,19 @@ class DataProtocol(asyncio.Protocol):
             return
         if self._transport is None or self._transport.is_closing():
             return
-        if not self._reading and len(self._waiting) <= _MAX_PIPELINED // 2:
+        if not self._reading and not self._stopped and len(self._waiting) <= PIPELINE_RESUME_AT:
             self._reading = True
             self.transport.resume_reading()
         request = self._waiting.popleft()
         self._busy = True
+        self._current = request
         path = request.url.partition(b"?")[0]
         if path == b"/data" and request.method == b"GET":
-            self._data(request)
+            try:
+                self._data(request)
+            except Exception:  # never a connection left without its answer
+                _log.exception("a /data request failed")
+                self._write_problem(request, 500, "internal error; see the shard's log")
         elif path == b"/healthz" and request.method == b"GET":
             state = self._shard
             body = orjson.dumps(
@@ -374,6 +426,7 @@ class DataProtocol(asyncio.Protocol):
 
     def _done(self, request: _Request) -> None:
         self._busy = False
+        self._current = None
         ticket, self._ticket = self._ticket, None
         if ticket is not None:
             self._shard.capacity.release(ticket)
@@ -411,10 +464,11 @@ class DataProtocol(asyncio.Protocol):
     def _refuse_and_close(self, status: int, detail: str) -> None:
         if self.transport.is_closing():
             return
-        if self._busy:  # an answer is on its way: not interleaved with this refusal
-            self.transport.close()
-            return
         _log.warning("data port: %s", detail)
+        if self._busy or self._waiting:  # answers are owed: this one would overtake them
+            self._stop()
+            return
+        self._stopped = True
         body = problem_body(status, detail)
         request = _Request()
         request.keep_alive = False
@@ -422,11 +476,27 @@ class DataProtocol(asyncio.Protocol):
         self.transport.write(head + body)
         self.transport.close()
 
+    def _stop(self) -> None:
+        """Read nothing more, and close after the answers owed."""
+        self._stopped = True
+        if self._reading:
+            self._reading = False
+            self.transport.pause_reading()
+        last = self._waiting[-1] if self._waiting else self._current if self._busy else None
+        if last is None:
+            self.transport.close()
+        else:
+            last.keep_alive = False
+
     async def drained(self) -> None:
         await self._can_write.wait()
 
 
 class _HeadTooLarge(Exception):
+    pass
+
+
+class _PipelineFull(Exception):
     pass
 
 

@@ -19,6 +19,7 @@ class ShardMetrics:
         default_factory=lambda: CollectorRegistry(auto_describe=True)
     )
     requests: Counter = field(init=False)
+    admin_requests: Counter = field(init=False)
     delay: Histogram = field(init=False)
     served: Histogram = field(init=False)
     faults_injected: Counter = field(init=False)
@@ -40,6 +41,12 @@ class ShardMetrics:
         self.info.labels(str(self.shard_id), self.zone or "").set(1)
         self.requests = Counter(
             "shard_requests", "Requests to /data this shard received.", registry=self.registry
+        )
+        self.admin_requests = Counter(
+            "shard_admin_requests",
+            "Requests this shard's admin port received (the admin API and /metrics), from "
+            "the gateway, its panel, the CLI and Prometheus.",
+            registry=self.registry,
         )
         self.delay = Histogram(
             "shard_delay_seconds",

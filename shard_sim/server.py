@@ -15,24 +15,33 @@ import uvicorn
 from shard_sim.data_protocol import DataProtocol
 from shard_sim.listener_watch import keep_listener_in_step
 from shard_sim.state import ShardState
+from shardstack.common.http_protocol import ConnectionTimeouts
 from shardstack.common.tasks import cancel_and_wait
 
 _log = logging.getLogger("shard_sim.server")
 
-# Idle keep-alive connections stay open longer than the gateway's pool keeps them, so
-# the gateway never reuses a connection the shard is about to close.
-KEEP_ALIVE_S = 75.0
-_SWEEP_S = 5.0
+# How often the data port looks for connections past their timeouts: a timeout is kept
+# to within this much.
+SWEEP_S = 1.0
 _BACKLOG = 2048
 
 
 class DataPort:
     """One shard's data listener: opened, closed by `down` (its connections cut, new ones
-    refused) and reopened; idle connections closed after `KEEP_ALIVE_S`."""
+    refused) and reopened; a connection idle past `idle_timeout_s`, or slower than
+    `timeouts` to send a request, is closed by the sweep."""
 
-    def __init__(self, state: ShardState, address: tuple[str, int]) -> None:
+    def __init__(
+        self,
+        state: ShardState,
+        address: tuple[str, int],
+        timeouts: ConnectionTimeouts,
+        idle_timeout_s: float,
+    ) -> None:
         self.state = state
         self.address = address
+        self.timeouts = timeouts
+        self.idle_timeout_s = idle_timeout_s
         self.down = False
         self._connections: set[DataProtocol] = set()
         self._server: asyncio.Server | None = None
@@ -63,15 +72,19 @@ class DataPort:
         self.down = False
         _log.info("data port %s up", self.address[1])
 
-    async def sweep_idle(self) -> None:
-        """Runs for the shard's lifetime: closes connections idle past `KEEP_ALIVE_S`."""
+    async def sweep(self) -> None:
+        """Runs for the shard's lifetime: each `SWEEP_S`, closes connections idle past
+        `idle_timeout_s` and answers 408 to those slower than `timeouts`."""
         loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(_SWEEP_S)
-            stale = loop.time() - KEEP_ALIVE_S
+            await asyncio.sleep(SWEEP_S)
+            now = loop.time()
+            stale = now - self.idle_timeout_s
             for connection in list(self._connections):
                 if connection.idle and connection.last_active < stale:
                     connection.transport.close()
+                elif (phase := connection.overdue(now, self.timeouts)) is not None:
+                    connection.time_out(phase, self.timeouts)
 
     async def close(self, grace_s: float) -> None:
         """Stop accepting; let answers in progress finish for up to `grace_s`, then cut."""
@@ -112,7 +125,7 @@ class ShardServer(uvicorn.Server):
         for port in self.data_ports:
             await port.open()
             self._watches.append(asyncio.create_task(keep_listener_in_step(port.state)))
-            self._watches.append(asyncio.create_task(port.sweep_idle()))
+            self._watches.append(asyncio.create_task(port.sweep()))
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         await asyncio.gather(*(port.close(self._grace_s) for port in self.data_ports))

@@ -6,16 +6,19 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shard_sim.capacity import Capacity, parse_capacity
 from shardstack.common import topology
 from shardstack.common.admin_token import AdminTokenSettings
 from shardstack.common.latency import FixedLatency, LatencyModel, parse_latency
+from shardstack.common.latency_file import LatencyFiles
 from shardstack.common.topology import ADMIN_PORT_OFFSET, ZONE_PATTERN
 
 ENV_PREFIX = "SHARD_"
+# Example latency files shipped in the package: SHARD_LATENCY_DIR's default.
+LATENCIES = Path(__file__).parent / "latencies"
 MAX_PAYLOAD_BYTES = 64 * 1024 * 1024
 
 
@@ -36,9 +39,15 @@ class ShardSettings(BaseSettings, AdminTokenSettings):
         description=f"admin port (/admin, /metrics), up when the data port is down; "
         f"default port + {ADMIN_PORT_OFFSET}",
     )
-    latency: Annotated[LatencyModel, NoDecode, BeforeValidator(parse_latency)] = Field(
+    latency_dir: Path = Field(
+        LATENCIES,
+        description="the directory `empirical` latency files are read from, and nothing "
+        "outside it; default the examples the package ships",
+    )
+    latency: Annotated[LatencyModel, NoDecode] = Field(
         default_factory=lambda: FixedLatency(ms=0),
-        description="latency model, compact (`lognormal:5,80`) or JSON",
+        description="latency model, compact (`lognormal:5,80`) or JSON; `empirical:NAME` "
+        "names a file in latency_dir",
     )
     capacity: Annotated[Capacity | None, NoDecode, BeforeValidator(parse_capacity)] = Field(
         None,
@@ -65,9 +74,49 @@ class ShardSettings(BaseSettings, AdminTokenSettings):
     decision_log: Path | None = Field(
         None, description="append one JSON line per /data request: what was decided"
     )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="a request's line and headers must arrive within this of its first byte "
+        "(a connection's first request: of the connection), on the data and admin ports; "
+        "else 408 and the connection closes",
+    )
+    body_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="a request's body must arrive within this of its head; else 408 and the "
+        "connection closes",
+    )
+    idle_timeout_s: float = Field(
+        75.0,
+        gt=0,
+        le=86_400,
+        description="an idle data connection closes after this; longer than the gateway's "
+        "pool keeps one (GATEWAY_POOL_KEEPALIVE_S), so it never reuses one being closed",
+    )
     records: int = Field(10, ge=0, le=100_000, description="records in each /data answer")
     record_bytes: int = Field(64, ge=0, le=MAX_PAYLOAD_BYTES, description="bytes per record")
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "warning"
+
+    @field_validator("latency_dir")
+    @classmethod
+    def _a_directory(cls, value: Path) -> Path:
+        if not value.is_dir():
+            raise ValueError(f"{str(value)!r} is not a directory")
+        return value
+
+    @field_validator("latency", mode="before")
+    @classmethod
+    def _latency(cls, value: object, info: ValidationInfo) -> object:
+        directory = info.data.get("latency_dir")
+        if directory is None:
+            raise ValueError("set SHARD_LATENCY_DIR to a directory first")
+        return parse_latency(value, LatencyFiles(directory))
+
+    def latency_files(self) -> LatencyFiles:
+        return LatencyFiles(self.latency_dir)
 
     @field_validator("zone", "decision_log", mode="before")
     @classmethod

@@ -18,6 +18,7 @@ from shard_sim.decision_log import DecisionLog
 from shard_sim.metrics import ShardMetrics
 from shard_sim.settings import ShardSettings
 from shardstack.common.latency import LatencyModel
+from shardstack.common.latency_file import LatencyFiles
 
 
 class DataListener(Protocol):
@@ -52,6 +53,8 @@ class ShardState:
     listener: DataListener
     capacity: CapacityGate
     decision_log: DecisionLog | None
+    # Where `empirical` latencies given at runtime are read from (SHARD_LATENCY_DIR).
+    latency_files: LatencyFiles
     # Set by the admin routes on every change, to wake the listener watch.
     faults_changed: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -80,6 +83,7 @@ class ShardState:
             listener=listener,
             capacity=CapacityGate(settings.capacity, metrics),
             decision_log=decision_log,
+            latency_files=settings.latency_files(),
         )
 
 

@@ -16,13 +16,11 @@ from gateway.admission import shed_response
 from gateway.overload import Overloaded
 from gateway.request_faults import shard_headers
 from gateway.results import AggregateStatus, ShardOutcome, aggregate_status
+from gateway.routes.query import known_query
 from gateway.shards import select
 from gateway.state import Gateway
-from shardstack.common.request_id import (
-    MAX_REQUEST_ID_CHARS,
-    checked_request_id,
-    new_request_id,
-)
+from shardstack.common.admin_token import require_bearer
+from shardstack.common.request_id import checked_request_id, new_request_id
 from shardstack.common.validation import InvalidInput
 
 router = APIRouter()
@@ -39,14 +37,15 @@ class AggregateQuery(BaseModel):
     data: bool = False
 
 
-@router.get("/api/aggregate")
+@router.get("/api/aggregate", dependencies=[known_query(AggregateQuery)])
 async def aggregate(
     query: Annotated[AggregateQuery, Query()],
     gateway: Gateway,
     x_shardstack_fault: Annotated[str | None, Header(min_length=1, max_length=4096)] = None,
-    x_request_id: Annotated[
-        str | None, Header(min_length=1, max_length=MAX_REQUEST_ID_CHARS)
-    ] = None,
+    # Checked below (checked_request_id), so the error names what is wrong.
+    x_request_id: Annotated[str | None, Header()] = None,
+    # Read only with X-Shardstack-Fault, which needs the admin token.
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Response:
     started = time.perf_counter()
     settings = gateway.settings
@@ -70,7 +69,10 @@ async def aggregate(
             raise HTTPException(
                 403, "X-Shardstack-Fault is off on this gateway (GATEWAY_ALLOW_REQUEST_FAULTS)"
             )
-        headers = shard_headers(x_shardstack_fault, gateway.shards, gateway.admin_token)
+        # The client's own authority goes to the shards; the gateway never lends its own.
+        require_bearer(authorization, gateway.admin_token)
+        assert authorization is not None
+        headers = shard_headers(x_shardstack_fault, gateway.shards, authorization)
 
     try:
         results = await gateway.fanout.run(selected, deadline, request_id, headers)

@@ -15,13 +15,15 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
+from gateway.routes.query import known_query
 from gateway.shard_admin import AdminReply
 from gateway.shards import Shard, select, select_any, with_selection
 from gateway.state import Gateway, GatewayState
 from shardstack.common.admin_token import require_bearer
 from shardstack.common.faults import FAULT_ID_PATTERN, parse_fault
+from shardstack.common.problem import problem_response
 from shardstack.common.request_body import read_json_body
-from shardstack.common.validation import InvalidInput
+from shardstack.common.validation import FieldError, InvalidInput
 
 
 async def require_admin(request: Request, gateway: Gateway) -> None:
@@ -53,12 +55,15 @@ async def inject(request: Request, gateway: Gateway) -> Response:
     fault_id = fault.id or f"{fault.kind}-{secrets.token_hex(3)}"
     spec = {**fault.compact(), "id": fault_id}
     replies = await gateway.admin.each(targets, "POST", "/admin/faults", spec)
+    if all(reply.status == 422 for reply in replies):
+        # What only a shard can check (an empirical latency's file): no shard changed.
+        return _relayed_problem(replies[0])
     entries = [_entry(reply, "added", "fault") for reply in replies]
     answer = {"id": fault_id, "kind": fault.kind, "shards": entries}
     return _json(answer, _added_status(replies))
 
 
-@router.get("")
+@router.get("", dependencies=[known_query(SelectorQuery)])
 async def list_faults(query: Annotated[SelectorQuery, Query()], gateway: Gateway) -> Response:
     """Active faults, shard by shard."""
     replies = await gateway.admin.each(_selected(gateway, query), "GET", "/admin/faults")
@@ -67,7 +72,7 @@ async def list_faults(query: Annotated[SelectorQuery, Query()], gateway: Gateway
     return _json({"active": active, "shards": entries}, 200 if _all_ok(replies) else 502)
 
 
-@router.delete("")
+@router.delete("", dependencies=[known_query(SelectorQuery)])
 async def clear(query: Annotated[SelectorQuery, Query()], gateway: Gateway) -> Response:
     """Remove every fault from the selected shards (default all)."""
     replies = await gateway.admin.each(_selected(gateway, query), "DELETE", "/admin/faults")
@@ -76,7 +81,7 @@ async def clear(query: Annotated[SelectorQuery, Query()], gateway: Gateway) -> R
     return _json({"cleared": cleared, "shards": entries}, 200 if _all_ok(replies) else 502)
 
 
-@router.delete("/{fault_id}")
+@router.delete("/{fault_id}", dependencies=[known_query(SelectorQuery)])
 async def remove(
     # Checked before it goes into the shards' URLs.
     fault_id: Annotated[str, Path(pattern=FAULT_ID_PATTERN)],
@@ -124,6 +129,17 @@ def _entry(reply: AdminReply, ok_status: str, key: str | None = None) -> dict[st
     if key is not None and isinstance(reply.body, dict):
         entry[key] = reply.body.get(key)
     return entry
+
+
+def _relayed_problem(reply: AdminReply) -> Response:
+    """A shard's 422, as this gateway's own answer."""
+    body = reply.body if isinstance(reply.body, dict) else {}
+    errors = [
+        FieldError(str(error.get("field", "")), str(error.get("reason", "")))
+        for error in body.get("errors", [])
+        if isinstance(error, dict)
+    ]
+    return problem_response(422, str(body.get("detail") or reply.describe()), errors)
 
 
 def _json(body: Any, status: int) -> Response:

@@ -1,22 +1,25 @@
 """`GET /ui`: the live control panel, and `GET /ui/state`, the snapshot it polls.
 
-The page is static files shipped in the package (gateway/ui/); its reads are as public as
-`/metrics`, and every action it takes goes to the admin API with the token the user types.
+The page is static files shipped in the package (gateway/ui/); its figures are as public
+as `/metrics`, the shards' faults are shown only to the admin token (as `GET
+/admin/faults`), and every action it takes goes to the admin API with the token the user
+types.
 """
 
 from __future__ import annotations
 
 import asyncio
 from importlib import resources
+from typing import Annotated
 
 import orjson
-from fastapi import APIRouter
+from fastapi import APIRouter, Header
 from fastapi.responses import Response
-from starlette.concurrency import run_in_threadpool
 from starlette.staticfiles import StaticFiles
 
 from gateway import panel
 from gateway.state import Gateway
+from shardstack.common.admin_token import require_bearer
 
 router = APIRouter(include_in_schema=False)
 
@@ -47,15 +50,25 @@ async def page() -> Response:
     return Response(html, media_type="text/html; charset=utf-8", headers=_PAGE_HEADERS)
 
 
+@router.get("/docs")
+async def api_document() -> Response:
+    """The API document in Swagger UI, from this package's files (not a CDN), under the
+    panel's policy."""
+    html = (UI_FILES / "docs.html").read_bytes()
+    return Response(html, media_type="text/html; charset=utf-8", headers=_PAGE_HEADERS)
+
+
 @router.get("/ui/state")
-async def state(gateway: Gateway) -> Response:
-    shard_ids = [shard.id for shard in gateway.shards]
-    # The metric files are read off the event loop, as `/metrics` reads them.
-    figures, shards = await asyncio.gather(
-        run_in_threadpool(lambda: panel.metrics_snapshot(gateway.metrics.families(), shard_ids)),
-        panel.shard_views(gateway.shards, gateway.upstream, gateway.admin),
-    )
-    body = panel.snapshot(figures, shards)
+async def state(
+    gateway: Gateway, authorization: Annotated[str | None, Header()] = None
+) -> Response:
+    """The panel's snapshot; the shards' faults only with the admin token, as
+    `GET /admin/faults` (a wrong token is a 401, as there)."""
+    with_faults = authorization is not None
+    if with_faults:
+        require_bearer(authorization, gateway.admin_token)
+    figures, shards = await asyncio.gather(gateway.panel.figures.get(), gateway.panel.shards.get())
+    body = panel.snapshot(figures, shards, with_faults)
     return Response(
         orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS),
         media_type="application/json",

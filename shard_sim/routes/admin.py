@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -42,7 +43,9 @@ async def get_latency(request: Request) -> Response:
 async def put_latency(request: Request) -> Response:
     """Replace the latency model; an invalid one is refused (422) and the old one stays."""
     state = _admin_state(request)
-    state.latency = parse_latency(await read_json_body(request))
+    body = await read_json_body(request)
+    # In a thread: an `empirical` model reads its file.
+    state.latency = await run_in_threadpool(parse_latency, body, state.latency_files)
     return _latency_response(state)
 
 
@@ -90,7 +93,10 @@ async def list_faults(request: Request) -> Response:
 async def add_fault(request: Request) -> Response:
     """Add one fault (201 with it as listed); an invalid one is refused and nothing changes."""
     state = _admin_state(request)
-    active = state.faults.add(parse_fault(await read_json_body(request)))
+    body = await read_json_body(request)
+    # In a thread: an `empirical` latency reads its file.
+    fault = await run_in_threadpool(parse_fault, body, "", state.latency_files)
+    active = state.faults.add(fault)
     state.faults_changed.set()
     # As added, even if so short that it has already expired.
     listed = active.as_dict(state.faults.clock())

@@ -104,31 +104,23 @@ def require_bearer(authorization: str | None, token: SecretStr) -> None:
         )
 
 
-def generated_marker(token_file: Path) -> Path:
-    """Beside a token file kept for a stack: present while its token is one made there."""
-    return token_file.with_name(token_file.name + ".generated")
-
-
 def keep_token_file(token_file: Path, given: str | None) -> tuple[str, bool]:
     """The stack's token at `token_file`: `given` where there is one (an exported token
     wins), else the one the file holds, else a new one. Returns it and whether it was made
-    here, now or at an earlier start."""
-    marker = generated_marker(token_file)
+    now (the one time it is shown)."""
     if given:
         problem = _length_problem(given)
         if problem:
             raise ValueError(f"{TOKEN_ENV} {problem}")
         _write_private(token_file, given)
-        marker.unlink(missing_ok=True)
         return given, False
     try:
         kept = token_file.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
         kept = ""
     if kept:
-        return kept, marker.exists()
+        return kept, False
     token = new_token()
-    marker.touch(mode=0o600)
     _write_private(token_file, token)
     return token, True
 

@@ -18,7 +18,6 @@ import math
 import random
 import re
 from collections.abc import Mapping
-from pathlib import Path
 from statistics import NormalDist
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -28,11 +27,12 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     model_serializer,
     model_validator,
 )
 
-from shardstack.common.latency_file import read_observed
+from shardstack.common.latency_file import LatencyFiles
 from shardstack.common.validation import InvalidInput, not_below
 
 _STANDARD_NORMAL = NormalDist()
@@ -261,12 +261,16 @@ class PercentilesLatency(_Model):
 class EmpiricalLatency(_Model):
     """Delays resampled from observed ones in a file (shardstack/common/latency_file.py):
     one latency a line, each equally likely; or a histogram's cumulative buckets, a draw
-    picking a bucket by its count and a value uniformly within it. The path is made
-    absolute where the model is written, and read again where it is used (each shard)."""
+    picking a bucket by its count and a value uniformly within it.
+
+    The path names a file in the shard's latency directory (SHARD_LATENCY_DIR). A model
+    parsed with `LatencyFiles` holds what the file held; one parsed without (the gateway,
+    which checks a fault before it forwards it) only names the file, for each shard to
+    read where the model is used."""
 
     name = "empirical"
     model: Literal["empirical"] = "empirical"
-    path: str
+    path: str = Field(min_length=1, max_length=4096, pattern=r"^[^\x00-\x1f\x7f]+$")
     # What the file held when the model was made: part of the model (two reads of a
     # changed file are two models), not of what it prints.
     observations: tuple[float, ...] = Field((), exclude=True)
@@ -274,17 +278,19 @@ class EmpiricalLatency(_Model):
 
     @model_validator(mode="before")
     @classmethod
-    def _read(cls, data: Any) -> Any:
-        if not isinstance(data, Mapping) or not isinstance(data.get("path"), str):
+    def _read(cls, data: Any, info: ValidationInfo) -> Any:
+        if not isinstance(data, Mapping):
             return data
-        path = Path(data["path"]).expanduser().absolute()
-        observed = read_observed(path, MAX_DELAY_MS)
-        return {
-            "model": cls.name,
-            "path": str(path),
-            "observations": observed.observations,
-            "buckets": observed.buckets,
-        }
+        named = {key: value for key, value in data.items() if key in ("model", "path")}
+        files = latency_files(info)
+        if files is None or not isinstance(data.get("path"), str) or not data["path"]:
+            return named  # pydantic names what is missing or wrong
+        observed = files.read(data["path"], MAX_DELAY_MS)
+        return {**named, "observations": observed.observations, "buckets": observed.buckets}
+
+    @property
+    def read(self) -> bool:
+        return bool(self.observations or self.buckets)
 
     @functools.cached_property
     def _cumulative(self) -> tuple[int, ...]:
@@ -296,12 +302,16 @@ class EmpiricalLatency(_Model):
         return self._bucket_quantile(rng.random())
 
     def quantile_ms(self, q: float) -> float:
+        if not self.read:
+            raise RuntimeError(f"empirical:{self.path} was parsed without its file")
         if self.observations:
             rank = math.ceil(q * len(self.observations)) - 1
             return self.observations[min(max(rank, 0), len(self.observations) - 1)]
         return self._bucket_quantile(q)
 
     def _bucket_quantile(self, q: float) -> float:
+        if not self.buckets:
+            raise RuntimeError(f"empirical:{self.path} was parsed without its file")
         cumulative = self._cumulative
         target = q * cumulative[-1]
         i = bisect.bisect_left(cumulative, target)
@@ -371,21 +381,38 @@ LATENCY_SPEC_SCHEMA: dict[str, Any] = {
 }
 
 
-def parse_latency_spec(value: object) -> LatencyModel:
+_FILES = "latency_files"
+
+
+def files_context(files: LatencyFiles | None) -> dict[str, Any] | None:
+    """The validation context that lets `empirical` models read their file from `files`."""
+    return None if files is None else {_FILES: files}
+
+
+def latency_files(info: ValidationInfo) -> LatencyFiles | None:
+    context = info.context
+    files = context.get(_FILES) if isinstance(context, dict) else None
+    return files if isinstance(files, LatencyFiles) else None
+
+
+def parse_latency_spec(value: object, info: ValidationInfo) -> LatencyModel:
     """A model from its written form only (the compact string or a JSON object in a
     string), as an API takes it; a model made in Python passes."""
     if not isinstance(value, str | _Model):
         raise InvalidInput.field("model", "a latency is a string like 'fixed:10'")
-    return parse_latency(value)
+    return parse_latency(value, latency_files(info))
 
 
-def parse_latency(value: object) -> LatencyModel:
+def parse_latency(value: object, files: LatencyFiles | None = None) -> LatencyModel:
     """Build a model from its compact string, a JSON-like mapping or a model; `InvalidInput` if bad.
+    An `empirical` model reads its file from `files`; without, it only names the file.
 
     Field errors name the model's own fields (`p99_ms`), not pydantic's union path.
     """
     if isinstance(value, _Model):
-        return value  # type: ignore[return-value]
+        if files is None or not isinstance(value, EmpiricalLatency) or value.read:
+            return value  # type: ignore[return-value]
+        value = value.model_dump()  # a model that only names its file: read it now
     if isinstance(value, str):
         value = _parse_json(value) if value.lstrip().startswith("{") else _parse_compact(value)
     if not isinstance(value, Mapping):
@@ -398,7 +425,7 @@ def parse_latency(value: object) -> LatencyModel:
         known = ", ".join(LATENCY_MODELS)
         raise InvalidInput.field("model", f"unknown latency model {name!r}; known: {known}")
     try:
-        return cls.model_validate(value)  # type: ignore[return-value]
+        return cls.model_validate(value, context=files_context(files))  # type: ignore[return-value]
     except ValidationError as exc:
         raise InvalidInput.from_pydantic(exc) from None
 

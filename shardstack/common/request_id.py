@@ -10,18 +10,24 @@ from shardstack.common.validation import InvalidInput
 REQUEST_ID_HEADER = "x-request-id"
 ATTEMPT_HEADER = "x-shardstack-attempt"
 MAX_REQUEST_ID_CHARS = 128
+# Visible ASCII only: the same characters, and the same count, in every process and
+# client that reads the id (a non-ASCII character is one character to one reader and two
+# bytes to the next).
+REQUEST_ID_PATTERN = f"^[!-~]{{1,{MAX_REQUEST_ID_CHARS}}}$"
 
 
 def checked_request_id(value: str, field: str = REQUEST_ID_HEADER) -> str:
-    """`value` if it can be a request id: 1-128 characters, none of them a control
-    character; `InvalidInput` naming `field` otherwise."""
+    """`value` if it can be a request id (`REQUEST_ID_PATTERN`: 1-128 visible ASCII
+    characters); `InvalidInput` naming `field` otherwise."""
     if not value:
         raise InvalidInput.field(field, "must not be empty")
     if len(value) > MAX_REQUEST_ID_CHARS:
         raise InvalidInput.field(field, f"{len(value)} characters; at most {MAX_REQUEST_ID_CHARS}")
-    control = next((char for char in value if ord(char) < 0x20 or ord(char) == 0x7F), None)
-    if control is not None:
-        raise InvalidInput.field(field, f"holds a control character ({ord(control):#04x})")
+    bad = next((char for char in value if not "!" <= char <= "~"), None)
+    if bad is not None:
+        raise InvalidInput.field(
+            field, f"holds {ord(bad):#04x}; a request id is visible ASCII characters (! to ~)"
+        )
     return value
 
 

@@ -53,7 +53,12 @@ def shardstack(*args: str, env: dict[str, str] | None = None) -> subprocess.Comp
         (["up", "--capacity", "workers=2,overflow=502"], {}, "overflow: Input should be '503'"),
         (["up"], {"SHARD_CAPACITY": "queue=3"}, "SHARD_CAPACITY: workers: Field required"),
         (["up", "--latency", "percentiles:p50=5,p90=2"], {}, "p90: must be more than p50 (5 ms)"),
-        (["up", "--latency", "empirical:/nonexistent/l.txt"], {}, "path: no file"),
+        (
+            ["up", "--latency", "empirical:/nonexistent/l.txt"],
+            {},
+            "path: '/nonexistent/l.txt' is outside the latency directory (SHARD_LATENCY_DIR)",
+        ),
+        (["up", "--latency", "empirical:none.txt"], {}, "path: no file 'none.txt'"),
         (["upp"], {}, "No such command 'upp'"),
         (
             ["up"],

@@ -17,7 +17,6 @@ from shard_sim.settings import ShardSettings
 from shardstack.common.admin_token import (
     TOKEN_ENV,
     TOKEN_FILE_ENV,
-    generated_marker,
     keep_token_file,
 )
 from shardstack.common.validation import InvalidInput
@@ -75,14 +74,13 @@ def test_the_keeper_makes_a_token_once_and_keeps_it(tmp_path: Path) -> None:
     assert len(made) >= 16
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert path.read_text() == made + "\n"
-    assert keep_token_file(path, None) == (made, True)  # a later start keeps it
+    assert keep_token_file(path, None) == (made, False)  # a later start keeps it
 
 
 def test_an_exported_token_replaces_the_made_one_and_stays(tmp_path: Path) -> None:
     path = tmp_path / "admin-token"
     made, _ = keep_token_file(path, None)
     assert keep_token_file(path, "an-exported-token-000") == ("an-exported-token-000", False)
-    assert not generated_marker(path).exists()
     assert keep_token_file(path, None) == ("an-exported-token-000", False)
     assert made != "an-exported-token-000"
 
@@ -92,7 +90,7 @@ def test_a_short_exported_token_changes_nothing(tmp_path: Path) -> None:
     made, _ = keep_token_file(path, None)
     with pytest.raises(ValueError, match="SHARDSTACK_ADMIN_TOKEN must be 16 to 512"):
         keep_token_file(path, "short")
-    assert keep_token_file(path, None) == (made, True)
+    assert keep_token_file(path, None) == (made, False)
 
 
 def test_the_keeper_command_says_what_it_did_in_one_line(tmp_path: Path) -> None:
@@ -107,8 +105,14 @@ def test_the_keeper_command_says_what_it_did_in_one_line(tmp_path: Path) -> None
 
     made = keeper()
     assert made.returncode == 0
+    # Shown the one time it is made, in this service's log; never again.
+    token = path.read_text().strip()
+    assert made.stdout.count(token) == 1
     assert "made for this stack" in made.stdout
-    assert path.read_text().strip() not in made.stdout  # the gateway shows it, not this
+    kept = keeper()
+    assert kept.returncode == 0
+    assert token not in kept.stdout
+    assert "kept in" in kept.stdout
     refused = keeper(**{TOKEN_ENV: "short"})
     assert refused.returncode == 1
     assert (

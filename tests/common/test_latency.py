@@ -9,6 +9,7 @@ from statistics import quantiles
 import pytest
 
 from shardstack.common.latency import LATENCY_MODELS, LognormalLatency, ParetoLatency, parse_latency
+from shardstack.common.latency_file import LatencyFiles
 from shardstack.common.validation import InvalidInput
 
 SAMPLES = 40_000
@@ -99,10 +100,11 @@ def test_every_registered_model_round_trips_through_its_spec(tmp_path: Path) -> 
         "empirical": str(observed),
     }
     assert set(examples) == set(LATENCY_MODELS)
+    files = LatencyFiles(tmp_path)
     for name, params in examples.items():
-        model = parse_latency(f"{name}:{params}")
-        assert parse_latency(model.spec()) == model
-        assert parse_latency(model.model_dump()) == model
+        model = parse_latency(f"{name}:{params}", files)
+        assert parse_latency(model.spec(), files) == model
+        assert parse_latency(model.model_dump(), files) == model
 
 
 @pytest.mark.parametrize(

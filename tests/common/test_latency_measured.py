@@ -1,22 +1,29 @@
 """Latency from measurements: a model given by percentiles, and one resampled from a file
-of observed latencies or a histogram's buckets; both seeded, both refused by name when bad."""
+of observed latencies or a histogram's buckets, read from one directory only; both seeded,
+both refused by name when bad."""
 
 from __future__ import annotations
 
+import os
 import random
+import time
 from pathlib import Path
 
 import pytest
 
+from shardstack.common.faults import parse_request_fault
 from shardstack.common.latency import EmpiricalLatency, PercentilesLatency, parse_latency
+from shardstack.common.latency_file import MAX_BYTES, MAX_LINES, LatencyFiles
 from shardstack.common.validation import InvalidInput
 
 DRAWS = 100_000
 
 
-def _achieved(spec: str, draws: int = DRAWS, seed: int = 1) -> dict[float, float]:
+def _achieved(
+    spec: str, draws: int = DRAWS, seed: int = 1, files: LatencyFiles | None = None
+) -> dict[float, float]:
     """Nearest-rank percentiles of `draws` samples."""
-    model = parse_latency(spec)
+    model = parse_latency(spec, files)
     rng = random.Random(seed)
     values = sorted(model.sample_ms(rng) for _ in range(draws))
     return {p: values[int(p / 100 * draws)] for p in (50.0, 90.0, 99.0, 99.9)}
@@ -61,8 +68,8 @@ def test_p50_alone_is_a_fixed_delay() -> None:
 def test_the_same_seed_draws_the_same_delays(tmp_path: Path) -> None:
     observed = tmp_path / "observed.txt"
     observed.write_text("\n".join(str(i) for i in range(1, 501)))
-    for spec in ("percentiles:p50=5,p99=80", f"empirical:{observed}"):
-        model = parse_latency(spec)
+    for spec in ("percentiles:p50=5,p99=80", "empirical:observed.txt"):
+        model = parse_latency(spec, LatencyFiles(tmp_path))
         first, second = random.Random(11), random.Random(11)
         assert [model.sample_ms(first) for _ in range(50)] == [
             model.sample_ms(second) for _ in range(50)
@@ -73,11 +80,11 @@ def test_observed_latencies_are_resampled(tmp_path: Path) -> None:
     observed = tmp_path / "observed.txt"
     # 1..1000 ms once each, with a comment and blank lines as a user's file has them.
     observed.write_text("# from last week\n\n" + "\n".join(str(i) for i in range(1, 1001)))
-    model = parse_latency(f"empirical:{observed}")
+    model = parse_latency(f"empirical:{observed}", LatencyFiles(tmp_path))
     assert isinstance(model, EmpiricalLatency)
     assert model.quantile_ms(0.5) == 500
     assert model.quantile_ms(0.99) == 990
-    achieved = _achieved(f"empirical:{observed}")
+    achieved = _achieved("empirical:observed.txt", files=LatencyFiles(tmp_path))
     for p in (50.0, 90.0, 99.0, 99.9):
         assert achieved[p] == pytest.approx(p * 10, rel=0.03), (p, achieved)
     rng = random.Random(2)
@@ -88,7 +95,7 @@ def test_a_histogram_s_cumulative_buckets_are_resampled(tmp_path: Path) -> None:
     buckets = tmp_path / "buckets.txt"
     # As Prometheus exports them: 50 % by 5 ms, 90 % by 20, 99 % by 80, all by 300.
     buckets.write_text("5 500.0\n20 900\n80,990\n300\t1000\n+Inf 1000\n")
-    model = parse_latency(f"empirical:path={buckets}")
+    model = parse_latency(f"empirical:path={buckets}", LatencyFiles(tmp_path))
     for q, ms in ((0.5, 5), (0.9, 20), (0.99, 80), (1.0, 300)):
         assert model.quantile_ms(q) == pytest.approx(ms, rel=1e-9)
     # The share of draws at or below each bound is the bucket's (100,000 draws: the
@@ -101,16 +108,67 @@ def test_a_histogram_s_cumulative_buckets_are_resampled(tmp_path: Path) -> None:
     assert model.quantile_ms(0.7) == pytest.approx(12.5)
 
 
-def test_the_path_is_made_absolute_and_the_file_is_what_the_model_holds(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_a_name_is_read_in_the_directory_and_the_file_is_what_the_model_holds(
+    tmp_path: Path,
 ) -> None:
-    monkeypatch.chdir(tmp_path)
-    Path("observed.txt").write_text("1\n2\n")
-    model = parse_latency("empirical:observed.txt")
-    assert model.spec() == f"empirical:path={tmp_path / 'observed.txt'}"
-    assert model.model_dump() == {"model": "empirical", "path": str(tmp_path / "observed.txt")}
-    Path("observed.txt").write_text("7\n")
-    assert parse_latency(model.spec()) != model  # the file changed: another model
+    files = LatencyFiles(tmp_path)
+    (tmp_path / "observed.txt").write_text("1\n2\n")
+    model = parse_latency("empirical:observed.txt", files)
+    assert model.spec() == "empirical:path=observed.txt"
+    assert model.model_dump() == {"model": "empirical", "path": "observed.txt"}
+    (tmp_path / "observed.txt").write_text("7\n")
+    assert parse_latency(model.spec(), files) != model  # the file changed: another model
+
+
+def test_without_the_directory_a_model_only_names_its_file(tmp_path: Path) -> None:
+    # As the gateway parses a fault before it forwards it: nothing is read.
+    model = parse_latency("empirical:/etc/hostname")
+    assert isinstance(model, EmpiricalLatency)
+    assert model.model_dump() == {"model": "empirical", "path": "/etc/hostname"}
+    with pytest.raises(RuntimeError, match="parsed without its file"):
+        model.sample_ms(random.Random(1))
+
+
+@pytest.mark.parametrize("outside", ["/etc/passwd", "/nonexistent/l.txt", "../l.txt", "link.txt"])
+def test_a_path_outside_the_directory_is_refused_in_the_same_words_whether_it_exists(
+    tmp_path: Path, outside: str
+) -> None:
+    root = tmp_path / "latencies"
+    root.mkdir()
+    (tmp_path / "l.txt").write_text("5\n")
+    (root / "link.txt").symlink_to(tmp_path / "l.txt")
+    with pytest.raises(InvalidInput) as caught:
+        parse_latency(f"empirical:{outside}", LatencyFiles(root))
+    [error] = caught.value.errors
+    assert (error.field, error.reason) == (
+        "path",
+        f"{outside!r} is outside the latency directory (SHARD_LATENCY_DIR)",
+    )
+
+
+def test_a_fifo_is_refused_at_once_rather_than_read(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.txt")
+    started = time.monotonic()
+    with pytest.raises(InvalidInput, match=r"'pipe\.txt' is not a regular file"):
+        parse_latency("empirical:pipe.txt", LatencyFiles(tmp_path))
+    # Opened without blocking: nothing waits for a writer (generous for a loaded machine).
+    assert time.monotonic() - started < 5
+
+
+def test_files_past_the_size_or_line_bounds_are_refused(tmp_path: Path) -> None:
+    files = LatencyFiles(tmp_path)
+    with (tmp_path / "big.txt").open("wb") as big:
+        big.truncate(MAX_BYTES + 1)  # sparse: nothing written, yet too big to be read
+    with pytest.raises(InvalidInput, match="larger than 4 MiB"):
+        parse_latency("empirical:big.txt", files)
+    (tmp_path / "long.txt").write_text("1\n" * (MAX_LINES + 1))
+    with pytest.raises(InvalidInput, match="more than 200,000 lines"):
+        parse_latency("empirical:long.txt", files)
+
+
+def test_a_per_request_fault_takes_no_empirical_latency() -> None:
+    with pytest.raises(InvalidInput, match="an empirical latency reads a file"):
+        parse_request_fault(["latency", "latency=empirical:two-modes.txt"])
 
 
 @pytest.mark.parametrize(
@@ -161,15 +219,16 @@ def test_bad_files_are_refused_by_line_without_echoing_them(
     else:
         path.write_text(content)
     with pytest.raises(InvalidInput) as caught:
-        parse_latency(f"empirical:{path}")
+        parse_latency("empirical:observed.txt", LatencyFiles(tmp_path))
     [error] = caught.value.errors
     assert error.field == "path"
     assert reason in error.reason
     assert "root:x" not in error.reason
 
 
-def test_a_missing_file_or_a_directory_is_named(tmp_path: Path) -> None:
-    for path, reason in ((tmp_path / "none.txt", "no file"), (tmp_path, "is a directory")):
+def test_a_missing_file_or_a_directory_in_the_directory_is_named(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    for name, reason in (("none.txt", "no file 'none.txt'"), ("sub", "'sub' is a directory")):
         with pytest.raises(InvalidInput) as caught:
-            parse_latency(f"empirical:{path}")
+            parse_latency(f"empirical:{name}", LatencyFiles(tmp_path))
         assert reason in str(caught.value)

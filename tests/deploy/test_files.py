@@ -1,6 +1,6 @@
 """deploy/Dockerfile and docker-compose.yml, checked without an engine: hadolint clean,
 a valid compose file with every shard written once, loopback-only ports, the token kept
-in a volume the token service fills first."""
+in a volume the token service fills first, every container confined."""
 
 from __future__ import annotations
 
@@ -93,3 +93,14 @@ def test_the_token_service_alone_sees_an_exported_token() -> None:
     readers = [name for name, service in services.items() if name.startswith("shard-")]
     for name in [*readers, "gateway"]:
         assert services[name]["volumes"] == ["admin-token:/run/shardstack:ro"]
+
+
+def test_every_container_is_read_only_without_capabilities_or_new_privileges() -> None:
+    services = _resolved()["services"]
+    for name, service in services.items():
+        assert service["read_only"] is True, name
+        assert service["cap_drop"] == ["ALL"], name
+        assert service["security_opt"] == ["no-new-privileges:true"], name
+        assert 0 < service["pids_limit"] <= 1024, name
+    # What writes has a place of its own: the gateway's heartbeats and metric files.
+    assert services["gateway"]["tmpfs"] == ["/tmp:size=64m,mode=1777"]

@@ -112,3 +112,36 @@ def test_the_gateway_is_autoscaled() -> None:
         "name": "gateway",
     }
     assert hpa["spec"]["minReplicas"] >= 3
+
+
+@pytest.mark.parametrize(("kind", "name"), [("Deployment", "gateway"), ("StatefulSet", "shard")])
+def test_pods_run_confined(kind: str, name: str) -> None:
+    pod = _named(kind, name)["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    [container] = pod["containers"]
+    confined = container["securityContext"]
+    assert confined["readOnlyRootFilesystem"] is True
+    assert confined["allowPrivilegeEscalation"] is False
+    assert confined["capabilities"] == {"drop": ["ALL"]}
+
+
+def test_only_the_gateway_reaches_the_data_ports_and_only_operators_the_admin_ports() -> None:
+    shard = _named("NetworkPolicy", "shard")["spec"]
+    assert shard["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "shard"}
+    assert shard["policyTypes"] == ["Ingress"]
+    allowed = {
+        (port["port"], str(source["podSelector"]["matchLabels"]))
+        for rule in shard["ingress"]
+        for source in rule["from"]
+        for port in rule["ports"]
+    }
+    gateway = str({"app.kubernetes.io/name": "gateway"})
+    operator = str({"shardstack.io/operator": "true"})
+    assert allowed == {("data", gateway), ("admin", gateway), ("admin", operator)}
+    # The named ports are the shard container's own.
+    [container] = _named("StatefulSet", "shard")["spec"]["template"]["spec"]["containers"]
+    assert {port["name"] for port in container["ports"]} == {"data", "admin"}
+    front = _named("NetworkPolicy", "gateway")["spec"]
+    assert front["ingress"] == [{"ports": [{"port": "http"}]}]

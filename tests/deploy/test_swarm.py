@@ -28,6 +28,8 @@ pytestmark = [pytest.mark.docker, pytest.mark.timeout(300, func_only=True)]
 
 ROOT = Path(__file__).parents[2]
 STACK_FILE = ROOT / "deploy" / "swarm" / "stack.yml"
+# Prometheus is published only with this file beside the stack; the tests read it.
+PROMETHEUS_PORT_FILE = ROOT / "deploy" / "swarm" / "prometheus-port.yml"
 UP_TIMEOUT_S = 300
 REPLICAS = 3
 
@@ -126,8 +128,9 @@ def swarm(
             input=token, text=True, check=True, capture_output=True, timeout=60,
         )  # fmt: skip
         stack.docker(
-            "stack", "deploy", "--resolve-image", "never", "-c", str(STACK_FILE), stack.name
-        )
+            "stack", "deploy", "--resolve-image", "never",
+            "-c", str(STACK_FILE), "-c", str(PROMETHEUS_PORT_FILE), stack.name,
+        )  # fmt: skip
         wait_for_stack(
             lambda: _converged(stack), "every service of the stack running", UP_TIMEOUT_S
         )
@@ -271,3 +274,15 @@ def test_a_scaled_gateway_is_scraped_within_30s(swarm: Swarm) -> None:
             "service", "scale", "--detach=false", f"{swarm.service('gateway')}={REPLICAS}",
             timeout_s=180,
         )  # fmt: skip
+
+
+def test_every_container_runs_read_only_without_capabilities(swarm: Swarm) -> None:
+    containers = swarm.docker(
+        "ps", "--filter", f"label=com.docker.stack.namespace={swarm.name}", "--format", "{{.ID}}"
+    ).split()
+    assert len(containers) >= 23
+    for inspected in json.loads(swarm.docker("inspect", *containers)):
+        host = inspected["HostConfig"]
+        name = inspected["Name"]
+        assert host["ReadonlyRootfs"] is True, name
+        assert host["CapDrop"] == ["ALL"], name

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from gateway.settings import GatewaySettings
 from shardstack.launcher.prometheus import RULES_FILE
 from tests.deploy.test_prometheus import _promtool
 
@@ -109,6 +110,29 @@ def test_the_front_door_balances_over_every_replica_dns_lists() -> None:
     haproxy = (SWARM / "haproxy.cfg").read_text()
     assert re.search(r"server-template gateway \d+ tasks\.gateway:8000 check", haproxy)
     assert "retry-on conn-failure" in haproxy
+
+
+def test_the_front_door_gives_a_slow_client_no_more_time_than_the_gateway_does() -> None:
+    haproxy = (SWARM / "haproxy.cfg").read_text()
+    timeouts = dict(re.findall(r"^\s+timeout ([\w-]+) (\d+)s$", haproxy, re.MULTILINE))
+    gateway = GatewaySettings.model_fields
+    assert int(timeouts["http-request"]) == gateway["header_timeout_s"].default
+    assert int(timeouts["http-keep-alive"]) == gateway["keepalive_s"].default
+    assert int(timeouts["client"]) <= 60
+
+
+def test_every_service_is_confined_and_only_the_front_door_is_published() -> None:
+    services = _stack()["services"]
+    for name, service in services.items():
+        assert service["read_only"] is True, name
+        assert service["cap_drop"] == ["ALL"], name
+    published = {name for name, service in services.items() if service.get("ports")}
+    assert published == {"lb"}
+    # Prometheus, unauthenticated, only when its own file is deployed beside the stack.
+    extra = yaml.safe_load((SWARM / "prometheus-port.yml").read_text())
+    assert set(extra["services"]) == {"prometheus"}
+    [port] = extra["services"]["prometheus"]["ports"]
+    assert port["target"] == 9090
 
 
 def _container(workload: dict[str, Any]) -> dict[str, Any]:

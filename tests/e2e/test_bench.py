@@ -232,12 +232,13 @@ def test_calibrate_shows_a_measured_model_served_end_to_end(tmp_path: Path) -> N
     out = tmp_path / "calibrate.json"
     run = _bench(
         "calibrate", "--shards", str(shards), "--port", str(port), "--shard-base-port",
-        str(base), "--latency", f"empirical:{observed}", "--rate", "20", "-d", "2s",
+        str(base), "--latency", "empirical:observed.txt", "--rate", "20", "-d", "2s",
         "--warmup", "500ms", "--json", str(out),
+        env={"SHARD_LATENCY_DIR": str(tmp_path)},
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     report = orjson.loads(out.read_bytes())
-    assert report["models"] == [f"empirical:path={observed}"]
+    assert report["models"] == ["empirical:path=observed.txt"]
     rows = {row["layer"]: row["percentiles_ms"] for row in report["rows"]}
     assert rows["requested (the model)"] == {"50.0": 7.0, "90.0": 13.0, "99.0": 13.0, "99.9": 13.0}
     injected = {round(ms) for ms, _ in report["cdf_ms"]["injected"]}

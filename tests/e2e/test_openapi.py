@@ -36,6 +36,7 @@ def test_schemathesis_finds_nothing_the_document_does_not_say(tmp_path: Path) ->
         # Deadlines short enough that aggregates under drawn faults end quickly.
         GATEWAY_DEFAULT_TIMEOUT_MS="500",
         GATEWAY_MAX_TIMEOUT_MS="1000",
+        SHARD_LATENCY_DIR=str(tmp_path),
     )  # fmt: skip
     try:
         wait_until_up(stack)
@@ -57,7 +58,7 @@ def test_schemathesis_finds_nothing_the_document_does_not_say(tmp_path: Path) ->
         result = subprocess.run(
             command,
             cwd=ROOT,
-            env={**os.environ, ZONES_ENV: zones, LATENCY_FILE_ENV: str(latencies)},
+            env={**os.environ, ZONES_ENV: zones, LATENCY_FILE_ENV: latencies.name},
             capture_output=True,
             text=True,
             timeout=800,

@@ -185,6 +185,9 @@ def test_a_wrong_token_changes_nothing_and_says_why(start: StartStack, panel_on:
     panel = panel_on(stack)
     expect(panel.page.locator(".tile[data-shard]")).to_have_count(4)
     panel.use_token("not-the-token-of-this-stack")
+    # The snapshot refuses it too: the page says so and goes on without it.
+    expect(panel.page.locator("#token-form")).to_have_attribute("data-refused", "true")
+    expect(panel.page.locator("#link")).to_have_attribute("data-live", "true")
     panel.inject("1", "latency", latency="fixed:300")
     expect(panel.page.locator("#message")).to_have_attribute("data-kind", "error")
     assert panel.message().startswith("HTTP 401: ")
@@ -300,3 +303,46 @@ def test_the_page_is_served_with_a_strict_content_security_policy(start: StartSt
     state = get(f"{stack.gateway_url}/ui/state").json()
     assert [shard["id"] for shard in state["shards"]] == [0, 1]
     assert state["gateway"]["semaphore_capacity"] > 0
+
+
+def test_faults_show_on_the_tiles_only_once_the_token_is_given(
+    start: StartStack, panel_on: OpenPanel
+) -> None:
+    stack = start("--latency", "fixed:1", shards=2)
+    added = stack.cli("fault", "inject", "1", "error", "status=503", "--for", "5m")
+    assert added.returncode == 0, added.stderr
+    panel = panel_on(stack)
+    expect(panel.tile(1)).to_contain_text("enter the admin token to see them")
+    expect(panel.tile(1)).to_have_attribute("data-faults", "")
+    expect(panel.tile(1).locator(".chip")).to_have_count(0)
+    panel.use_token(_token(stack))
+    expect(panel.tile(1)).to_have_attribute("data-faults", "error", timeout=SHOWN_WITHIN_S * 1000)
+    expect(panel.tile(1).locator(".chip")).to_have_count(1)
+    expect(panel.tile(1)).not_to_contain_text("enter the admin token")
+
+
+def test_the_api_document_renders_from_this_origin_under_the_panel_s_policy(
+    start: StartStack, browser: Browser
+) -> None:
+    stack = start("--latency", "fixed:1", shards=2)
+    page = browser.new_page()
+    errors: list[str] = []
+    elsewhere: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on(
+        "request",
+        lambda r: None if r.url.startswith(stack.gateway_url) else elsewhere.append(r.url),
+    )
+    response = page.goto(f"{stack.gateway_url}/docs")
+    assert response is not None
+    policy = response.headers["content-security-policy"]
+    assert "script-src 'self'" in policy
+    assert "unsafe" not in policy
+    expect(page.locator(".opblock-summary-path", has_text="/api/aggregate")).to_be_visible(
+        timeout=15_000
+    )
+    expect(page.locator(".opblock-summary-path", has_text="/admin/faults").first).to_be_visible()
+    assert errors == [], errors  # a script or style the policy refused would be one
+    assert elsewhere == [], elsewhere
+    assert get(f"{stack.gateway_url}/redoc").status_code == 404

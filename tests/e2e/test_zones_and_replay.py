@@ -216,9 +216,11 @@ def _raw_get(stack: RunningStack, header: bytes) -> tuple[int, bytes]:
 @pytest.mark.parametrize(
     ("header", "reason"),
     [
-        (b"x-request-id: " + b"r" * 129, "at most 128 characters"),
+        (b"x-request-id: " + b"r" * 129, "129 characters; at most 128"),
         # A tab is the one control character HTTP lets through in a header value.
-        (b"x-request-id: a\tb", "control character (0x09)"),
+        (b"x-request-id: a\tb", "holds 0x09; a request id is visible ASCII characters"),
+        # One character to the gateway, two bytes as UTF-8 to a shard: refused here.
+        (b"x-request-id: caf\xe9", "holds 0xe9; a request id is visible ASCII characters"),
     ],
 )
 def test_a_bad_request_id_is_a_422_naming_it(

@@ -98,7 +98,9 @@ def test_aggregate_query(gateway: TestClient, query: dict[str, str]) -> None:
 @given(header=HEADER_TEXT)
 def test_fault_header(gateway: TestClient, header: str) -> None:
     response = gateway.get(
-        "/api/aggregate", params={"timeout_ms": 300}, headers={"x-shardstack-fault": header}
+        "/api/aggregate",
+        params={"timeout_ms": 300},
+        headers={"x-shardstack-fault": header, **ADMIN},
     )
     _assert_clear_4xx(response, {200, 422, 502})
     assert _faults(gateway) == [[], []]  # a request's faults never outlive it

@@ -4,12 +4,17 @@ for these shards without changing anything."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
+import httpx
+import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
+from gateway.panel import MAX_AGE_S
 from tests.support import ADMIN, HOST, GatewayFactory, StartShard, assert_problem, free_port
 
 
@@ -41,7 +46,7 @@ def test_the_state_holds_what_metrics_says_and_each_shards_health_and_faults(
         headers=ADMIN,
     )
     assert added.status_code == 201
-    state = gateway.get("/ui/state").json()
+    state = gateway.get("/ui/state", headers=ADMIN).json()
     scraped = _scraped(gateway)
 
     figures = state["gateway"]
@@ -63,6 +68,58 @@ def test_the_state_holds_what_metrics_says_and_each_shards_health_and_faults(
     assert shards[0]["faults"] == []
     assert shards[2]["faults"] is None  # its admin port does not answer either
     assert shards[0]["latency"][-1] == 3
+
+
+def test_the_shards_faults_are_shown_only_to_the_admin_token(gateway: TestClient) -> None:
+    added = gateway.post(
+        "/admin/faults",
+        json={"kind": "error", "status": 503, "id": "secret-one", "shards": [0]},
+        headers=ADMIN,
+    )
+    assert added.status_code == 201
+    public = gateway.get("/ui/state")
+    assert public.status_code == 200
+    assert public.json()["faults_shown"] is False
+    assert [shard["faults"] for shard in public.json()["shards"]] == [None, None, None]
+    assert "secret-one" not in public.text
+    # A wrong token is refused, as GET /admin/faults refuses it.
+    assert_problem(gateway.get("/ui/state", headers={"authorization": "Bearer wrong"}), 401)
+    shown = gateway.get("/ui/state", headers=ADMIN).json()
+    assert shown["faults_shown"] is True
+    assert [fault["id"] for fault in shown["shards"][0]["faults"]] == ["secret-one"]
+
+
+def test_polls_share_one_reading_of_the_shards_and_keep_their_connections(
+    make_gateway: GatewayFactory, start_shard: StartShard
+) -> None:
+    shard = start_shard(0, "fixed:1")
+    with make_gateway([shard.url]) as gateway:
+        before = _admin_requests(shard.admin_url)
+        with ThreadPoolExecutor(32) as pool:
+            answers = list(pool.map(lambda _: gateway.get("/ui/state", headers=ADMIN), range(64)))
+        assert {answer.status_code for answer in answers} == {200}
+        # 64 polls at once: one reading (two admin calls), not 64; a loaded machine may
+        # spread them over a few readings, each at most MAX_AGE_S apart.
+        asked = _admin_requests(shard.admin_url) - before - 1  # less this scrape
+        assert 2 <= asked <= 8
+        # Readings apart in time take the connections the last ones left open.
+        for _ in range(4):
+            time.sleep(MAX_AGE_S + 0.1)
+            assert gateway.get("/ui/state", headers=ADMIN).status_code == 200
+        closed = [
+            connection
+            for connection in psutil.net_connections("tcp")
+            if connection.raddr
+            and connection.raddr.port == shard.admin_port
+            and connection.status == psutil.CONN_TIME_WAIT
+        ]
+        assert len(closed) <= 2  # a connection past its keep-alive; never one per call
+
+
+def _admin_requests(admin_url: str) -> float:
+    text = httpx.get(f"{admin_url}/metrics").text
+    [family] = [f for f in text_string_to_metric_families(text) if f.name == "shard_admin_requests"]
+    return sum(sample.value for sample in family.samples if sample.name.endswith("_total"))
 
 
 def test_the_page_is_public_and_strict_and_its_assets_ship(gateway: TestClient) -> None:
@@ -113,6 +170,10 @@ def test_a_scenario_is_planned_for_these_shards_and_nothing_is_injected(
         ({"text": ""}, "text"),
         ({"text": "- just a list"}, "text"),
         ({"file": "name: x"}, "body"),
+        # What a scenario never needs and would cost a worker its memory or its time.
+        ({"text": "a: &a [x, x]\nb: &b [*a, *a]\nname: x\n"}, "text"),
+        ({"text": "name: x\nseed: " + "9" * 5000 + "\nsteps: []\n"}, "text"),
+        ({"text": "name: x\nsteps: " + "[" * 64 + "]" * 64 + "\n"}, "text"),
     ],
 )
 def test_a_bad_scenario_is_422_naming_the_field(

@@ -45,10 +45,39 @@ def test_measured_latencies_are_set_at_runtime(shard: TestClient, tmp_path: Path
     answer = shard.put("/admin/latency", json=body).json()
     assert answer["latency"] == {"model": "percentiles", "p50": 5.0, "p90": 20.0, "p99.9": 300.0}
     assert answer["spec"] == "percentiles:p50=5,p90=20,p99.9=300"
-    observed = tmp_path / "observed.txt"
-    observed.write_text("3\n4\n")
-    answer = shard.put("/admin/latency", json={"model": "empirical", "path": str(observed)})
-    assert answer.json()["latency"] == {"model": "empirical", "path": str(observed)}
+    with _client(latency_dir=tmp_path) as confined:
+        (tmp_path / "observed.txt").write_text("3\n4\n")
+        answer = confined.put("/admin/latency", json={"model": "empirical", "path": "observed.txt"})
+        assert answer.json()["latency"] == {"model": "empirical", "path": "observed.txt"}
+        assert confined.get("/admin/latency").json()["spec"] == "empirical:path=observed.txt"
+
+
+@pytest.mark.parametrize("path", ["/etc/passwd", "/nonexistent/l.txt", "../observed.txt"])
+def test_a_latency_file_outside_the_latency_directory_is_refused_alike(
+    tmp_path: Path, path: str
+) -> None:
+    (tmp_path / "observed.txt").write_text("3\n")
+    latencies = tmp_path / "latencies"
+    latencies.mkdir()
+    with _client(latency_dir=latencies) as confined:
+        for body in (
+            {"model": "empirical", "path": path},
+            f"empirical:{path}",  # as the compact form arrives in a fault
+        ):
+            answer = confined.put("/admin/latency", json=body)
+            assert_problem(answer, 422, ["path"])
+            assert answer.json()["errors"][0]["reason"] == (
+                f"{path!r} is outside the latency directory (SHARD_LATENCY_DIR)"
+            )
+        fault = {"kind": "latency", "latency": f"empirical:{path}"}
+        assert_problem(confined.post("/admin/faults", json=fault), 422)
+        assert confined.get("/admin/faults").json()["faults"] == []
+
+
+def test_the_shipped_latency_files_are_read_by_default(shard: TestClient) -> None:
+    for name in ("two-modes.txt", "histogram.txt"):
+        answer = shard.put("/admin/latency", json=f"empirical:{name}")
+        assert answer.status_code == 200, answer.text
 
 
 @pytest.mark.parametrize(
@@ -56,7 +85,7 @@ def test_measured_latencies_are_set_at_runtime(shard: TestClient, tmp_path: Path
     [
         ({"model": "percentiles", "p50": 5, "p90": 4}, "p90"),
         ({"model": "percentiles", "p99": 5}, "p50"),
-        ({"model": "empirical", "path": "/nonexistent/latencies.txt"}, "path"),
+        ({"model": "empirical", "path": "nonexistent.txt"}, "path"),
         ({"model": "lognormal", "p50_ms": 50, "p99_ms": 5}, "p99_ms"),
         ({"model": "fixed", "ms": -3}, "ms"),
         ({"model": "warp", "ms": 1}, "model"),

@@ -15,6 +15,8 @@ const tiles = new Map();
 const selected = new Set();
 let faultKinds = {};
 let charts = null;
+// A token /ui/state refused: polls go without it until another is entered.
+let refusedToken = null;
 
 const $ = (id) => document.getElementById(id);
 
@@ -30,9 +32,21 @@ function el(tag, attrs = {}, ...children) {
 
 // --- reading snapshots ------------------------------------------------------------------
 
+// The shards' faults come only with the admin token (as from GET /admin/faults).
+function stateRequest() {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  const headers = token && token !== refusedToken ? { authorization: `Bearer ${token}` } : {};
+  return fetch("/ui/state", { cache: "no-store", headers });
+}
+
 async function poll() {
   try {
-    const response = await fetch("/ui/state", { cache: "no-store" });
+    let response = await stateRequest();
+    if (response.status === 401) {
+      refusedToken = sessionStorage.getItem(TOKEN_KEY);
+      showToken();
+      response = await stateRequest();
+    }
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
     const snapshot = await response.json();
     record(snapshot);
@@ -197,7 +211,11 @@ function renderShards(snapshot, then, seconds) {
     if (shard.waiting != null) {
       lines.push(el("div", { class: "numbers", text: `queue ${shard.waiting} · serving ${shard.in_service}` }));
     }
-    if (shard.faults == null) lines.push(el("div", { class: "numbers", text: "faults unknown" }));
+    if (!snapshot.faults_shown) {
+      lines.push(el("div", { class: "numbers", text: "faults: enter the admin token to see them" }));
+    } else if (shard.faults == null) {
+      lines.push(el("div", { class: "numbers", text: "faults unknown" }));
+    }
     const chips = el("div");
     for (const fault of faults) {
       const remove = el("button", { type: "button", title: `remove ${fault.id} from every shard`, text: "×" });
@@ -519,9 +537,12 @@ async function stopScenario(announce = true) {
 // --- the token ---------------------------------------------------------------------------
 
 function showToken() {
-  const set = Boolean(sessionStorage.getItem(TOKEN_KEY));
-  $("token-form").dataset.set = String(set);
-  $("token").placeholder = set ? "token set for this tab" : "SHARDSTACK_ADMIN_TOKEN";
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  const refused = Boolean(token) && token === refusedToken;
+  $("token-form").dataset.set = String(Boolean(token));
+  $("token-form").dataset.refused = String(refused);
+  $("token").placeholder = refused ? "token refused: enter another"
+    : token ? "token set for this tab" : "SHARDSTACK_ADMIN_TOKEN";
 }
 
 function start() {

@@ -12,6 +12,8 @@ from pydantic import ValidationError
 
 from shardstack.common.faults.kind import Fault
 from shardstack.common.faults.kinds import FAULT_KINDS
+from shardstack.common.latency import EmpiricalLatency, files_context
+from shardstack.common.latency_file import LatencyFiles
 from shardstack.common.validation import FieldError, InvalidInput, field_errors
 
 # Carries faults for one request (`KIND key=value ...; KIND ...`); honoured with the admin
@@ -19,8 +21,9 @@ from shardstack.common.validation import FieldError, InvalidInput, field_errors
 REQUEST_FAULT_HEADER = "x-shardstack-fault"
 
 
-def parse_fault(value: Any, field: str = "") -> Fault:
-    """A fault from its JSON form; `InvalidInput` naming each bad field (under `field`)."""
+def parse_fault(value: Any, field: str = "", files: LatencyFiles | None = None) -> Fault:
+    """A fault from its JSON form; `InvalidInput` naming each bad field (under `field`).
+    An `empirical` latency reads its file from `files`; without, it only names the file."""
     if isinstance(value, Fault):
         return value
     if not isinstance(value, Mapping):
@@ -35,7 +38,9 @@ def parse_fault(value: Any, field: str = "") -> Fault:
         )
     try:
         # Strict, as JSON types: "503" is not a status, nor "0.5" a probability.
-        return FAULT_KINDS[kind].model_validate_json(orjson.dumps(dict(value)), strict=True)
+        return FAULT_KINDS[kind].model_validate_json(
+            orjson.dumps(dict(value)), strict=True, context=files_context(files)
+        )
     except orjson.JSONEncodeError:
         raise InvalidInput.field(field or "body", "a fault holds JSON values only") from None
     except ValidationError as exc:
@@ -62,6 +67,12 @@ def parse_request_fault(words: Sequence[str], field: str = REQUEST_FAULT_HEADER)
     fault = parse_fault_words(words, field=field)
     if not fault.per_request:
         raise InvalidInput.field(field, f"{fault.kind} cannot act on a single request")
+    if isinstance(getattr(fault, "latency", None), EmpiricalLatency):
+        # A file read per request would cost every request a file read; a shard-wide
+        # fault reads it once, off the event loop.
+        raise InvalidInput.field(
+            field, "an empirical latency reads a file: inject it as a fault, not per request"
+        )
     if fault.id is not None or fault.duration_s is not None or fault.flaps:
         raise InvalidInput.field(
             field, "id, duration_s, period_s and on_s do not apply to a single request"

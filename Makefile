@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: up test lint typecheck unit test-docker-fresh benchmarks screenshot vendor-ui constraints clean
+.PHONY: up check test lint typecheck unit test-docker-fresh benchmarks screenshot vendor-ui constraints clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,11 @@ up: $(BIN)/.installed
 	$(BIN)/shardstack up $(ARGS)
 
 test: lint typecheck unit
+
+# Between edits: lint, types and the in-process tier (no process besides pytest's own;
+# tests/conftest.py sets each test's tier), in a new random order.
+check: lint typecheck
+	$(BIN)/pytest -q -m inprocess $(PYTEST_ARGS)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

@@ -28,6 +28,80 @@ from tests.support import (
     wait_until_ready,
 )
 
+# The suite's tiers, cheapest first; `-m TIER` picks one (`make check` runs the first). A
+# test's tier is set here alone: the highest of what its fixtures start and of its folder.
+TIERS = {
+    "inprocess": "no process besides the test's own: logic, and apps served in this process",
+    "shards": "real processes beside the test (shard processes, the CLI, a tool), the "
+    "gateway if any in this process",
+    "stack": "a whole `shardstack up`: shards, gunicorn's workers, Prometheus",
+    "docker": "the image built and the compose and swarm stacks under a real Docker engine",
+    "browser": "the panel in Debian's chromium, driven by Playwright, over a whole stack",
+}
+_TIER_BY_FIXTURE = {
+    "start_shard": "shards",
+    "start": "stack",
+    "docker_engine": "docker",
+    "browser": "browser",
+}
+# Modules that start processes without a fixture to say so; folders by their path.
+_TIER_BY_PATH = {
+    "e2e": "stack",
+    "cli": "shards",
+    "launcher/test_supervisor.py": "shards",
+    "deploy/test_files.py": "shards",
+    "deploy/test_prometheus.py": "shards",
+    "deploy/test_swarm_files.py": "shards",
+    "common/test_admin_token.py": "shards",
+    "gateway/test_admission.py": "shards",
+    "gateway/test_throttle.py": "shards",
+    "shard_sim/test_data_port.py": "shards",
+    "shard_sim/test_settings.py": "shards",
+    "test_layout.py": "shards",
+}
+_HERE = Path(__file__).parent
+
+
+def tier(item: pytest.Item) -> str:
+    """The tier of a collected test."""
+    found = ["inprocess"]
+    relative = item.path.relative_to(_HERE).as_posix()
+    found += [tier for path, tier in _TIER_BY_PATH.items() if relative.startswith(path)]
+    fixtures = getattr(item, "fixturenames", ())
+    found += [tier for fixture, tier in _TIER_BY_FIXTURE.items() if fixture in fixtures]
+    return max(found, key=list(TIERS).index)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name, meaning in TIERS.items():
+        config.addinivalue_line("markers", f"{name}: {meaning}")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        item.add_marker(tier(item))
+
+
+@pytest.fixture(autouse=True)
+def _an_in_process_test_starts_no_process(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The in-process tier's promise, held: a process started there fails the test,
+    naming the tier it belongs to."""
+    if request.node.get_closest_marker("inprocess") is None:
+        yield
+        return
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise AssertionError(
+            f"{request.node.nodeid} starts a process: it belongs to the shards tier or above "
+            "(tests/conftest.py, _TIER_BY_PATH or _TIER_BY_FIXTURE)"
+        )
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(subprocess.Popen, "_execute_child", refused)
+        yield
+
+
 # What the product reads from the environment: the services' settings, the CLI's token and
 # gateway, the metrics directory. A developer's shell may export any of them.
 _PRODUCT_ENV_PREFIXES = (GATEWAY_ENV_PREFIX, SHARD_ENV_PREFIX, "SHARDSTACK_")

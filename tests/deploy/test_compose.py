@@ -27,7 +27,7 @@ from shardstack.common.admin_token import TOKEN_ENV
 from tests.e2e.observe import HeldLoad, scrape, wait_for
 from tests.support import HOST, free_port, run_shardstack, wait_for_stack
 
-pytestmark = [pytest.mark.docker, pytest.mark.timeout(func_only=True)]
+pytestmark = pytest.mark.timeout(func_only=True)
 
 ROOT = Path(__file__).parents[2]
 UP_TIMEOUT_S = 300

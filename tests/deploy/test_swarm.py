@@ -24,7 +24,7 @@ import pytest
 from tests.e2e.observe import HeldLoad
 from tests.support import HOST, free_port, run_shardstack, wait_for_stack
 
-pytestmark = [pytest.mark.docker, pytest.mark.timeout(300, func_only=True)]
+pytestmark = pytest.mark.timeout(300, func_only=True)
 
 ROOT = Path(__file__).parents[2]
 STACK_FILE = ROOT / "deploy" / "swarm" / "stack.yml"

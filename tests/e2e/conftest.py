@@ -1,5 +1,4 @@
-"""The `start` fixture (`shardstack up` stacks a test starts, all stopped at its end),
-and the e2e marker on every test here."""
+"""The `start` fixture: `shardstack up` stacks a test starts, all stopped at its end."""
 
 from __future__ import annotations
 
@@ -10,15 +9,6 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.stack import RunningStack, StartStack, start_stack, wait_until_up
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test under e2e/ is an end-to-end test (`-m e2e` selects them all)."""
-    here = Path(__file__).parent
-    for item in items:
-        if here in item.path.parents:
-            item.add_marker(pytest.mark.e2e)
 
 
 @pytest.fixture

@@ -19,8 +19,6 @@ import pytest
 from shardstack.common.topology import HOST
 from tests.e2e.stack import RunningStack, start_stack, wait_until_up
 
-pytestmark = pytest.mark.e2e
-
 SHARDS = 12
 ZONES = 3  # shard i in z(i mod 3): four shards each
 

@@ -31,6 +31,7 @@ from gateway.throttle import Throttles
 from gateway.upstream import ConnectionHooks, UpstreamClient, create_upstream
 from shardstack import __version__
 from shardstack.common.admin_token import token_or_new
+from shardstack.common.http_protocol import ConnectionTimeouts
 from shardstack.common.problem import EXCEPTION_HANDLERS, problem_response
 from shardstack.common.tasks import cancel_and_wait
 from shardstack.common.validation import InvalidInput, field_errors
@@ -90,6 +91,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                     token,
                     metrics,
                     panel_source,
+                    ConnectionTimeouts(settings.header_timeout_s, settings.body_timeout_s),
                 )
             }
         finally:

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 from gateway.admission import ADMITTED, AGGREGATE_PATH, Admission
 from gateway.overload import RETRY_AFTER_S, Overloaded, ShedReason
 from shardstack.common.http_protocol import (
-    ConnectionTimeouts,
     HeadLimitedProtocol,
     Phase,
     closing,
@@ -70,11 +69,11 @@ class FrontDoorProtocol(HeadLimitedProtocol):
     _held_paused = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        settings = self._gateway().settings
-        self.timeouts = ConnectionTimeouts(settings.header_timeout_s, settings.body_timeout_s)
+        gateway = self._gateway()
+        self.timeouts = gateway.connection_timeouts
         super().connection_made(transport)
-        if len(self.connections) > settings.max_connections:
-            self._gateway().metrics.refused_connections["max_connections"].inc()
+        if len(self.connections) > gateway.settings.max_connections:
+            gateway.metrics.refused_connections["max_connections"].inc()
             self.stopped = True
             transport.write(_TOO_MANY_CONNECTIONS)
             transport.close()

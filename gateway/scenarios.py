@@ -32,6 +32,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from gateway.shards import selected_ids_any
 from shardstack.common.durations import format_duration, parse_duration
 from shardstack.common.faults import parse_fault
+from shardstack.common.request_body import MAX_DEPTH
 from shardstack.common.validation import FieldError, InvalidInput, field_errors
 
 MAX_STEPS = 1000
@@ -86,7 +87,6 @@ class PlannedStep:
         return f"{self.fault['id']}: {words}" + (f" on shards {shards}{lasting}")
 
 
-MAX_DEPTH = 16
 _MAX_INT_DIGITS = 19
 
 

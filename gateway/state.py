@@ -16,6 +16,7 @@ from gateway.settings import GatewaySettings
 from gateway.shard_admin import ShardAdmin
 from gateway.shards import Shard
 from gateway.upstream import UpstreamClient
+from shardstack.common.http_protocol import ConnectionTimeouts
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,8 @@ class GatewayState:
     admin_token: SecretStr
     metrics: GatewayMetrics
     panel: PanelSource
+    # What a client connection may take to send a request (gateway/front_door.py).
+    connection_timeouts: ConnectionTimeouts
 
 
 # Async, so FastAPI calls it in the event loop: a plain `def` dependency is run in its

@@ -44,18 +44,21 @@ def assets() -> StaticFiles:
     return StaticFiles(directory=str(UI_FILES / "assets"))
 
 
+def _page(name: str) -> Response:
+    """A page of this package's (never a CDN's), under the panel's policy."""
+    html = (UI_FILES / name).read_bytes()
+    return Response(html, media_type="text/html; charset=utf-8", headers=_PAGE_HEADERS)
+
+
 @router.get("/ui")
 async def page() -> Response:
-    html = (UI_FILES / "index.html").read_bytes()
-    return Response(html, media_type="text/html; charset=utf-8", headers=_PAGE_HEADERS)
+    return _page("index.html")
 
 
 @router.get("/docs")
 async def api_document() -> Response:
-    """The API document in Swagger UI, from this package's files (not a CDN), under the
-    panel's policy."""
-    html = (UI_FILES / "docs.html").read_bytes()
-    return Response(html, media_type="text/html; charset=utf-8", headers=_PAGE_HEADERS)
+    """The API document in Swagger UI."""
+    return _page("docs.html")
 
 
 @router.get("/ui/state")

@@ -120,8 +120,6 @@ class HeadLimitedProtocol(HttpToolsProtocol):
     _refused = False  # the current request was answered by the protocol; its body is ignored
     _timer: asyncio.TimerHandle | None = None
     _timer_phase: Phase | None = None
-    _head_since = 0.0
-    _body_since = 0.0
 
     @classmethod
     def configured(cls, timeouts: ConnectionTimeouts) -> type[HeadLimitedProtocol]:
@@ -133,8 +131,7 @@ class HeadLimitedProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self.flow = _PipelineFlow(transport, self)
-        self._head_since = self.loop.time()
-        self._arm(Phase.HEAD, self._head_since + self.timeouts.header_s)
+        self._arm(Phase.HEAD, self.timeouts.header_s)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -155,11 +152,13 @@ class HeadLimitedProtocol(HttpToolsProtocol):
                 if self._buffered_bytes > MAX_BUFFERED_HEAD_BYTES:
                     self._stop(_HEAD_TOO_LARGE_ANSWER)
                     return
+            # A head or body left incomplete by `data` began in it (a timer already armed
+            # is the first head's, from the connection): timed from now.
             if self._timer is None:
-                self._arm(Phase.HEAD, self._head_since + self.timeouts.header_s)
+                self._arm(Phase.HEAD, self.timeouts.header_s)
         elif self._in_body:
             if self._timer is None:
-                self._arm(Phase.BODY, self._body_since + self.timeouts.body_s)
+                self._arm(Phase.BODY, self.timeouts.body_s)
         elif idle is not None and not self._began and self.timeout_keep_alive_task is None:
             # Bytes that began no request (stray CRLFs): still idle, since the same moment.
             self.timeout_keep_alive_task = self.loop.call_at(
@@ -174,8 +173,6 @@ class HeadLimitedProtocol(HttpToolsProtocol):
         self._head_bytes = self._buffered_bytes = 0
         self._in_head = True
         self._refused = False
-        if self._timer_phase is not Phase.HEAD:  # the first request's runs from the connection
-            self._head_since = self.loop.time()
 
     def on_url(self, url: bytes) -> None:
         self._count(len(url))
@@ -193,7 +190,6 @@ class HeadLimitedProtocol(HttpToolsProtocol):
             self._pipeline_full = True
             raise _PipelineFull  # stops the parser; uvicorn then calls send_400_response
         self._in_body = True
-        self._body_since = self.loop.time()
         upgrade = self.parser.should_upgrade()
         if self.refuse_request():
             self._refused = True
@@ -270,10 +266,10 @@ class HeadLimitedProtocol(HttpToolsProtocol):
             self._head_refused = True
             raise _HeadTooLarge  # stops the parser; uvicorn then calls send_400_response
 
-    def _arm(self, phase: Phase, when: float) -> None:
+    def _arm(self, phase: Phase, delay_s: float) -> None:
         self._disarm()
         self._timer_phase = phase
-        self._timer = self.loop.call_at(when, self._timed_out, phase)
+        self._timer = self.loop.call_later(delay_s, self._timed_out, phase)
 
     def _disarm(self) -> None:
         if self._timer is not None:

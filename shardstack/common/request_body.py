@@ -11,6 +11,7 @@ from starlette.requests import Request
 from shardstack.common.validation import InvalidInput
 
 DEFAULT_BODY_LIMIT = 64 * 1024
+# How deep any input the APIs take may nest: a JSON body, a scenario file's YAML.
 MAX_DEPTH = 16
 
 

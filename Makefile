@@ -32,10 +32,12 @@ typecheck: $(BIN)/.installed
 	$(BIN)/mypy
 
 # The suite in a new random order (its seed is printed), with the coverage of every
-# process it starts, reported at the end.
+# process it starts: what may share the machine (on WORKERS parallel workers), then what
+# must have it alone (tests/phases.py); the slowest tests and the coverage report at the end.
+WORKERS ?= 1
 unit: $(BIN)/.installed
 	rm -rf .coverage && mkdir .coverage
-	$(BIN)/coverage run -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m tests.phases --workers $(WORKERS) $(PYTEST_ARGS)
 	$(BIN)/coverage combine --quiet
 	$(BIN)/coverage report
 

@@ -58,6 +58,22 @@ _TIER_BY_PATH = {
     "shard_sim/test_data_port.py": "shards",
     "shard_sim/test_settings.py": "shards",
     "test_layout.py": "shards",
+    "test_phases.py": "shards",
+}
+# Tests that load the machine on purpose (saturate its CPU, hold a thousand connections)
+# or whose assertion is a ratio of figures measured on it: run beside other tests they
+# would make those lie, or lie themselves. `make unit` runs them after the shared
+# phase, one at a time; on a parallel worker (`-n`) one fails at once, saying so.
+ALONE = (
+    "e2e/test_cpu_overload.py",
+    "e2e/test_capacity.py",
+    "e2e/test_bench.py::test_compare_runs_each_variant_on_the_same_shards_and_gives_ratios",
+    "e2e/test_bench.py::test_overload_offers_each_variant_multiples_of_its_own_peak",
+    "e2e/test_bench.py::test_tail_hedging_lowers_the_p99_with_few_extra_calls",
+)
+PHASES = {
+    "shared": "every test not marked alone (on parallel workers with -n)",
+    "alone": "the tests marked alone, one at a time",
 }
 _HERE = Path(__file__).parent
 
@@ -72,15 +88,70 @@ def tier(item: pytest.Item) -> str:
     return max(found, key=list(TIERS).index)
 
 
+def alone(item: pytest.Item) -> bool:
+    """Whether a collected test must have the machine to itself (ALONE)."""
+    relative = item.path.relative_to(_HERE).as_posix()
+    test = f"{relative}::{item.name.split('[')[0]}"
+    return any(test == entry or relative == entry for entry in ALONE)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     for name, meaning in TIERS.items():
         config.addinivalue_line("markers", f"{name}: {meaning}")
+    config.addinivalue_line("markers", "alone: needs the machine to itself (tests/conftest.py)")
+    durations = config.getoption("durations_file")
+    if durations and not hasattr(config, "workerinput"):
+        config.pluginmanager.register(_DurationsFile(Path(durations)))
+
+
+class _DurationsFile:
+    """Each test's whole time, setup to teardown, appended to a file at the session's end
+    (in the process that reports, whichever worker ran the test)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.seconds: dict[str, float] = {}
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        test = report.nodeid.split("@")[0]  # without the xdist group
+        self.seconds[test] = self.seconds.get(test, 0.0) + report.duration
+
+    def pytest_sessionfinish(self) -> None:
+        with self.path.open("a") as out:
+            out.writelines(f"{seconds:.2f}\t{test}\n" for test, seconds in self.seconds.items())
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         item.add_marker(tier(item))
+        if alone(item):
+            item.add_marker("alone")
+        elif item.get_closest_marker("inprocess") is None:
+            # A module that starts processes runs on one parallel worker, so what it
+            # starts once (a module's stack, the session's images) is started once.
+            relative = item.path.relative_to(_HERE).as_posix()
+            group = "docker" if item.get_closest_marker("docker") else relative
+            item.add_marker(pytest.mark.xdist_group(group))
+    phase = config.getoption("phase")
+    if phase is not None:
+        keep, drop = [], []
+        for item in items:
+            shared = item.get_closest_marker("alone") is None
+            (keep if shared == (phase == "shared") else drop).append(item)
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+@pytest.fixture(autouse=True)
+def _a_test_that_must_run_alone_does(request: pytest.FixtureRequest) -> None:
+    """ALONE's promise, held: on a parallel worker (pytest-xdist) such a test fails at once."""
+    if request.node.get_closest_marker("alone") and hasattr(request.config, "workerinput"):
+        pytest.fail(
+            f"{request.node.nodeid} must run alone, not on parallel workers (-n): "
+            "`make unit` runs it after the shared phase (tests/conftest.py, ALONE)",
+            pytrace=False,
+        )
 
 
 @pytest.fixture(autouse=True)
@@ -114,6 +185,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="remove this project's Docker images and the engine's build cache first, "
         "so the Docker tests build everything as a new machine does",
+    )
+    parser.addoption(
+        "--phase",
+        choices=list(PHASES),
+        help="; ".join(f"{name}: {meaning}" for name, meaning in PHASES.items())
+        + " (make unit runs both, tests/phases.py)",
+    )
+    parser.addoption(
+        "--durations-file",
+        metavar="PATH",
+        help="append each test's whole time (setup, call and teardown) to PATH, a "
+        "line per test (tests/phases.py prints the slowest)",
     )
     parser.addoption(
         "--panel-screenshot",

@@ -20,6 +20,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
+from shardstack.common.topology import ADMIN_PORT_OFFSET
+
 HOST = "127.0.0.1"
 ADMIN_TOKEN = "test-admin-token-0123456789"
 ADMIN = {"authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -79,16 +81,34 @@ def _ephemeral_start() -> int:
 # Its own generator: pytest-randomly reseeds the global one before every test, which
 # would hand every test the same first port.
 _PORTS = random.SystemRandom()
+_LOWEST_PORT = 10_000
+# Parallel workers (pytest-xdist) draw from chunks of their own, every Nth chunk, so two
+# never race for one port; a chunk holds a stack's data ports and its admin ports.
+_CHUNK = 2 * ADMIN_PORT_OFFSET
+
+
+def _own_chunks() -> list[int]:
+    """The first port of each chunk this process may draw from."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index, workers = (
+        int(worker.removeprefix("gw")),
+        int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")),
+    )
+    # Below the kernel's ephemeral range: a port there that is free now can still be taken
+    # by an outgoing connection before the server under test binds it.
+    chunks = range(_LOWEST_PORT, _ephemeral_start() - _CHUNK + 1, _CHUNK)
+    return [start for number, start in enumerate(chunks) if number % workers == index]
 
 
 def free_port_block(count: int, also_at: int | None = None) -> int:
     """The first of `count` consecutive free ports (and of `count` more from base + `also_at`)."""
     starts = (0,) if also_at is None else (0, also_at)
-    # Below the kernel's ephemeral range: a port there that is free now can still be taken
-    # by an outgoing connection before the server under test binds it.
-    highest = _ephemeral_start() - max(starts) - count
+    span = max(starts) + count
+    assert span <= _CHUNK, f"{span} ports do not fit in a chunk of {_CHUNK}"
+    chunks = _own_chunks()
     for _ in range(200):
-        base = _PORTS.randrange(10_000, highest)
+        chunk = _PORTS.choice(chunks)
+        base = _PORTS.randrange(chunk, chunk + _CHUNK - span + 1)
         if all(_is_free(base + start + offset) for start in starts for offset in range(count)):
             return base
     raise RuntimeError(f"no block of {count} free ports found")

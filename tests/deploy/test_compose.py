@@ -209,8 +209,14 @@ def test_every_container_runs_confined(compose: tuple[Compose, str, str]) -> Non
 
 def test_published_ports_are_loopback_only(compose: tuple[Compose, str, str]) -> None:
     stack, _, _ = compose
-    ports = stack.run("ps").stdout
-    published = [part for part in ports.split() if "->" in part]
+    # From the engine, one line per container: `docker-compose ps` wraps its table's
+    # columns to the width it guesses, and can split an address in two.
+    ports = subprocess.run(
+        ["docker", "ps", "--filter", f"label=com.docker.compose.project={stack.project}",
+         "--format", "{{.Ports}}"],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
+    published = [part for part in ports.replace(",", " ").split() if "->" in part]
     assert published
     assert all(part.startswith("127.0.0.1:") for part in published), published
 

@@ -78,10 +78,15 @@ PHASES = {
 _HERE = Path(__file__).parent
 
 
+def _module(item: pytest.Item) -> str:
+    """A collected test's module, as ALONE and _TIER_BY_PATH name it (`e2e/test_up.py`)."""
+    return item.path.relative_to(_HERE).as_posix()
+
+
 def tier(item: pytest.Item) -> str:
     """The tier of a collected test."""
     found = ["inprocess"]
-    relative = item.path.relative_to(_HERE).as_posix()
+    relative = _module(item)
     found += [tier for path, tier in _TIER_BY_PATH.items() if relative.startswith(path)]
     fixtures = getattr(item, "fixturenames", ())
     found += [tier for fixture, tier in _TIER_BY_FIXTURE.items() if fixture in fixtures]
@@ -90,9 +95,9 @@ def tier(item: pytest.Item) -> str:
 
 def alone(item: pytest.Item) -> bool:
     """Whether a collected test must have the machine to itself (ALONE)."""
-    relative = item.path.relative_to(_HERE).as_posix()
-    test = f"{relative}::{item.name.split('[')[0]}"
-    return any(test == entry or relative == entry for entry in ALONE)
+    module = _module(item)
+    test = f"{module}::{item.name.split('[')[0]}"
+    return any(entry in (test, module) for entry in ALONE)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -130,8 +135,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         elif item.get_closest_marker("inprocess") is None:
             # A module that starts processes runs on one parallel worker, so what it
             # starts once (a module's stack, the session's images) is started once.
-            relative = item.path.relative_to(_HERE).as_posix()
-            group = "docker" if item.get_closest_marker("docker") else relative
+            group = "docker" if item.get_closest_marker("docker") else _module(item)
             item.add_marker(pytest.mark.xdist_group(group))
     phase = config.getoption("phase")
     if phase is not None:

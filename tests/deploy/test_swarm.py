@@ -250,11 +250,11 @@ def test_a_rolling_update_of_the_gateway_cuts_no_request(swarm: Swarm) -> None:
         during = len(load.records)
         wait_for_stack(lambda: len(load.records) >= during + 30, "answers after the update", 60)
     assert not before & set(swarm.gateway_containers()), "every replica was replaced"
-    # 503 is an answer (shed under load); no request may go unanswered.
-    unanswered = {
-        outcome: n for outcome, n in load.outcomes.items() if outcome not in {"200", "503"}
-    }
-    assert unanswered == {}, f"{unanswered} of {sum(load.outcomes.values())}: {load.refusals}"
+    # Every request answered by a gateway replica (its X-Request-Id): a 503 shed under load
+    # or a 502 whose shards all timed out on a starved machine is an answer; a transport
+    # error or the front door's own error page is a request the update cut.
+    cut = load.outcomes - load.from_gateway
+    assert not cut, f"{dict(cut)} of {sum(load.outcomes.values())}: {load.refusals}"
     assert load.outcomes["200"] >= 60
     print(f"rolling update under load: {dict(load.outcomes)}")
 

@@ -68,7 +68,9 @@ class HeldLoad:
     """`threads` clients, each sending GET `url` one after another until the block ends
     (or `max_s` passes, or `max_requests` are sent). Outcomes are counted by status code,
     or by exception name for a request that got no answer. Each request opens a new
-    connection, so gunicorn's workers share the load rather than keep their first clients."""
+    connection, so gunicorn's workers share the load rather than keep their first clients.
+    `from_gateway` counts the answers the gateway itself gave (they carry its X-Request-Id),
+    apart from a proxy's own error pages in front of it."""
 
     url: str
     threads: int
@@ -76,6 +78,7 @@ class HeldLoad:
     max_s: float = 60.0
     max_requests: int = 10_000
     outcomes: Counter[str] = field(default_factory=Counter)
+    from_gateway: Counter[str] = field(default_factory=Counter)
     # (sent, answered, outcome) per request, on time.monotonic()
     records: list[tuple[float, float, str]] = field(default_factory=list)
     # the first few answers that were not 200, as sent, for a failing test to show
@@ -128,14 +131,17 @@ class HeldLoad:
                     self._sent += 1
                 sent = time.monotonic()
                 body = ""
+                gateway = False
                 try:
                     answer = client.get(self.url)
                     outcome = str(answer.status_code)
                     body = "" if answer.status_code == 200 else answer.text
+                    gateway = "x-request-id" in answer.headers
                 except httpx.HTTPError as exc:
                     outcome = type(exc).__name__
                 with self._lock:
                     if body and len(self.refusals) < 5:
                         self.refusals.append(f"{outcome}: {body[:2000]}")
                     self.outcomes[outcome] += 1
+                    self.from_gateway[outcome] += gateway
                     self.records.append((sent, time.monotonic(), outcome))

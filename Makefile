@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: up check test lint typecheck unit test-docker-fresh benchmarks screenshot vendor-ui constraints clean
+.PHONY: up docs check test lint typecheck unit test-docker-fresh benchmarks screenshot vendor-ui constraints clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,12 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+# The manual (mkdocs.yml, docs/), served with its reference pages generated from the code,
+# rebuilt on every change: http://127.0.0.1:8001
+docs: $(BIN)/.installed
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8001
 
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy

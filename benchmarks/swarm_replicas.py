@@ -1,9 +1,9 @@
-"""Gateway replicas on the swarm stack (README, "Past one gateway: Docker Swarm"): the
+"""Gateway replicas on the swarm stack (docs/deploy/swarm.md): the
 same closed-loop load through the front door with 1 and 3 replicas, at two semaphore
 sizes; aggregate throughput and latency from wrk, the shards' concurrent calls from the
 shards themselves (each with 1,000 workers and no queue, so `shard_in_service` counts
 the calls it serves at once), the stack's permits from Prometheus. One run, printed as
-the README's table.
+the swarm page's table.
 
     .venv/bin/python benchmarks/swarm_replicas.py        # about 6 minutes on 2 cores
 

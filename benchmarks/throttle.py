@@ -1,6 +1,6 @@
-"""Client-side adaptive throttling measured (README, "Overload, breakers and retries"):
-two experiments of docs/benchmarks.md, each with `GATEWAY_THROTTLE_K` off and at 2, one
-run each, printed as that page's tables.
+"""Client-side adaptive throttling measured (docs/guides/resilience.md, "Overload,
+breakers and retries"): two experiments of docs/benchmarks.md, each with
+`GATEWAY_THROTTLE_K` off and at 2, one run each, printed as that page's tables.
 
     .venv/bin/python benchmarks/throttle.py             # about 2 minutes on 2 cores
     .venv/bin/python benchmarks/throttle.py -d 10s

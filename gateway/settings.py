@@ -67,7 +67,12 @@ class GatewaySettings(BaseSettings, AdminTokenSettings):
         "(503); a request whose calls would wait more than half of it is shed at once",
     )
     pool_max_connections: int = Field(
-        100, ge=1, le=1_000_000, description="upstream pool size per worker"
+        100,
+        ge=1,
+        le=1_000_000,
+        description="upstream connections serving calls at once, per worker (idle keep-alive "
+        "connections may stay open beyond it until pool_keepalive_s; with pyreqwest at most a "
+        "shard's share of it per shard)",
     )
     pool_keepalive_s: float = Field(
         30.0, gt=0, le=3600, description="idle time before a pooled connection closes"
@@ -210,9 +215,13 @@ class GatewaySettings(BaseSettings, AdminTokenSettings):
     reuse_port: bool = Field(
         True,
         description="each worker listens on its own SO_REUSEPORT socket, so the kernel "
-        "spreads connections evenly over the workers",
+        "spreads connections evenly over the workers (TCP binds only); a worker that crashes "
+        "loses the connections waiting in its accept queue unless the host sets "
+        "net.ipv4.tcp_migrate_req=1 (Linux 5.14+)",
     )
-    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
+        "info", description="gunicorn's and uvicorn's log level"
+    )
 
     @field_validator("shard_urls", mode="before")
     @classmethod

@@ -3,7 +3,7 @@
 Its own small protocol rather than an ASGI app under uvicorn, because on this port the
 shard's cost is the product's error: a user sets "answers in 10 ms" and every microsecond
 the shard spends is time the simulation did not ask for. Measured, this path costs less
-CPU per answer than a bare ASGI app under uvicorn (README, design notes). The admin port
+CPU per answer than a bare ASGI app under uvicorn (docs/design.md). The admin port
 stays Starlette under uvicorn (shard_sim.server).
 
 What it does: keep-alive and pipelined requests, answered in order; the limits every port

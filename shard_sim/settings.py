@@ -28,7 +28,7 @@ class ShardSettings(BaseSettings, AdminTokenSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, populate_by_name=True)
 
     id: int = Field(0, ge=0, le=9999, description="shard id, 0..N-1")
-    host: str = Field(topology.HOST, min_length=1)
+    host: str = Field(topology.HOST, min_length=1, description="address the ports listen on")
     port: int = Field(
         topology.SHARD_BASE_PORT, ge=1, le=65535, description="data port: /data, /healthz"
     )
@@ -98,7 +98,9 @@ class ShardSettings(BaseSettings, AdminTokenSettings):
     )
     records: int = Field(10, ge=0, le=100_000, description="records in each /data answer")
     record_bytes: int = Field(64, ge=0, le=MAX_PAYLOAD_BYTES, description="bytes per record")
-    log_level: Literal["critical", "error", "warning", "info", "debug"] = "warning"
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
+        "warning", description="uvicorn's log level"
+    )
 
     @field_validator("latency_dir")
     @classmethod

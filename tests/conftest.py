@@ -59,6 +59,7 @@ _TIER_BY_PATH = {
     "shard_sim/test_settings.py": "shards",
     "test_layout.py": "shards",
     "test_phases.py": "shards",
+    "test_manual.py": "shards",
 }
 # Tests that load the machine on purpose (saturate its CPU, hold a thousand connections)
 # or whose assertion is a ratio of figures measured on it: run beside other tests they

@@ -5,8 +5,8 @@ one at a time. Then the 15 slowest tests of both.
 
 Other arguments are pytest's, passed to both phases (`-m TIER`, `--randomly-seed=N`, a
 path). One worker is the default: on 2 cores the suite is bound by their CPU, and two
-workers saved a few minutes of half an hour but made tests with deadlines fail (README,
-Development).
+workers saved a few minutes of half an hour but made tests with deadlines fail
+(docs/contributing.md).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""The README's Layout section names every module of the tree, so a newcomer can find
-the file for any behaviour from it alone."""
+"""The contributing page's Layout section names every module of the tree, so a newcomer
+can find the file for any behaviour from it alone."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ FOLDERS = ("gateway", "shard_sim", "shardstack", "benchmarks", "deploy")
 
 
 def test_the_layout_names_every_module() -> None:
-    readme = (ROOT / "README.md").read_text()
-    layout = readme.split("## Layout\n", 1)[1].split("\n## ", 1)[0]
+    page = (ROOT / "docs" / "contributing.md").read_text()
+    layout = page.split("## Layout\n", 1)[1].split("\n## ", 1)[0]
     tracked = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", *FOLDERS],
         cwd=ROOT, capture_output=True, text=True, check=True,
@@ -25,4 +25,4 @@ def test_the_layout_names_every_module() -> None:
     ]
     assert modules
     missing = [str(path) for path in modules if path.name not in layout]
-    assert not missing, f"not in the README's Layout: {missing}"
+    assert not missing, f"not in docs/contributing.md's Layout: {missing}"

@@ -124,8 +124,8 @@ def up(
     """Run shards and the gateway on this machine until Ctrl-C.
 
     GATEWAY_* and SHARD_* environment variables reach the processes (e.g.
-    GATEWAY_SEMAPHORE_SIZE); see the README for the full list. Prometheus, when there
-    is one, scrapes every process each second.
+    GATEWAY_SEMAPHORE_SIZE); the manual's settings reference lists them all. Prometheus,
+    when there is one, scrapes every process each second.
     """
     if no_prometheus and prometheus_binary is not None:
         raise click.UsageError("--prometheus and --no-prometheus exclude each other")

@@ -1,16 +1,13 @@
 """The fault vocabulary: every kind parses from JSON and words and round-trips, bad input
-names its field, delivery goes to the first fault in order, flapping is a schedule, and
-the README's table is the registry's."""
+names its field, delivery goes to the first fault in order, and flapping is a schedule."""
 
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 import pytest
 
 from shardstack.common.faults import (
-    COMMON_FIELDS,
     FAULT_KINDS,
     Answer,
     parse_fault,
@@ -114,16 +111,3 @@ def test_a_request_fault_refuses_listener_kinds_and_timing(words: str) -> None:
     with pytest.raises(InvalidInput) as caught:
         parse_request_fault(words.split())
     assert caught.value.errors[0].field == "x-shardstack-fault"
-
-
-def test_the_readme_table_of_kinds_is_the_registry() -> None:
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
-    table = readme.split("| kind | parameters | what the gateway sees |", 1)[1].split("\n\n")[0]
-    rows = {
-        cells[1].strip("` "): cells[2]
-        for cells in (line.split("|") for line in table.splitlines() if line.startswith("| `"))
-    }
-    assert list(rows) == list(FAULT_KINDS)
-    for name, kind in FAULT_KINDS.items():
-        for field in set(kind.model_fields) - COMMON_FIELDS:
-            assert f"`{field}`" in rows[name], (name, field)

@@ -1,7 +1,7 @@
 """deploy/swarm and deploy/k8s checked without an engine: the swarm stack wired as the
 compose stack is (20 shards, the same zones and URLs), every service reached by DNS, the
 token a secret, Prometheus finding every shard the stack runs; and the Kubernetes
-manifests kept equal to it where the README's table says they are."""
+manifests kept equal to it where the Kubernetes page's table says they are."""
 
 from __future__ import annotations
 

@@ -44,6 +44,7 @@ def test_closed_loop_past_the_cpu_leaves_no_request_unanswered(start: StartStack
     statuses = {int(status): count for status, count in result["statuses"].items()}
     assert set(statuses) <= {200, 502, 503}, result
     assert statuses.get(200, 0) > 0, result  # some aggregates served, not only refusals
-    # The benchmark's target is 1.5 x the deadline (README, "Overload when the CPU is the
-    # limit"); a CI machine shares its cores with the load and 20 shards, hence 2 x here.
+    # The benchmark's target is 1.5 x the deadline (docs/guides/resilience.md, "Overload
+    # when the CPU is the limit"); a CI machine shares its cores with the load and 20
+    # shards, hence 2 x here.
     assert result["latency_ms"]["99"] <= 2 * DEADLINE_MS, result

@@ -168,7 +168,7 @@ def test_a_fault_from_the_form_shows_on_its_tile_and_clearing_restores_it(
         slow = re.compile(r"p50 (2[5-9]\d|[34]\d\d) ")
         expect(panel.tile(3)).to_contain_text(slow, timeout=10_000)
         expect(panel.tile(4)).not_to_contain_text(slow)
-        # `make screenshot`: the README's picture of the panel under load.
+        # `make screenshot`: the README's and the manual's picture of the panel under load.
         screenshot = request.config.getoption("--panel-screenshot")
         if screenshot:
             time.sleep(20)  # a few points on the charts

@@ -1,6 +1,7 @@
-"""The README runs as written: the shell commands of its first session and its fault
-session, run in order against a real `shardstack up`, print what the README shows,
-in shape (numbers, generated ids and randomly picked shards aside)."""
+"""The README and the manual run as written: the shell commands of the README's session,
+the quickstart's and the fault guide's, run in order against a real `shardstack up`,
+print what the pages show, in shape (numbers, generated ids and randomly picked shards
+aside)."""
 
 from __future__ import annotations
 
@@ -16,9 +17,14 @@ from typing import Any
 from shardstack.common.topology import ADMIN_PORT_OFFSET
 from tests.e2e.stack import RunningStack, StartStack
 
-README = Path(__file__).parents[2] / "README.md"
-SECTIONS = ("## A first session", "## Breaking shards on purpose")
-# The stack the README's sessions ran on, as the README says.
+ROOT = Path(__file__).parents[2]
+# Each page and the heading of its session (to the next second-level heading).
+SESSIONS = (
+    ("README.md", "## A first session"),
+    ("docs/quickstart.md", "## A first session"),
+    ("docs/guides/faults.md", "# Breaking shards on purpose"),
+)
+# The stack the sessions ran on, as the pages say.
 SESSION_ARGS = (
     "--latency", "lognormal:5,40", "--seed", "1", "--shard-latency", "3=fixed:800", "--zones", "4"
 )  # fmt: skip
@@ -30,22 +36,21 @@ class Example:
     output: str
 
 
-def examples(readme: str) -> list[Example]:
-    """Every `$ command` in the sections, with what follows it in its block (or, when
-    nothing does, the next block: the README puts long JSON answers in their own)."""
+def examples(page: str, title: str) -> list[Example]:
+    """Every `$ command` in a page's session, with what follows it in its block (or, when
+    nothing does, the next block: the pages put long JSON answers in their own)."""
     found: list[Example] = []
-    for title in SECTIONS:
-        section = readme.split(title, 1)[1].split("\n## ", 1)[0]
-        blocks = re.findall(r"```[a-z]*\n(.*?)```", section, re.DOTALL)
-        for index, block in enumerate(blocks):
-            lines = block.rstrip("\n").split("\n")
-            starts = [n for n, line in enumerate(lines) if line.startswith("$ ")]
-            for position, start in enumerate(starts):
-                end = starts[position + 1] if position + 1 < len(starts) else len(lines)
-                output = "\n".join(lines[start + 1 : end])
-                if not output and index + 1 < len(blocks):
-                    output = blocks[index + 1].strip()
-                found.append(Example(lines[start][2:], output))
+    section = page.split(f"{title}\n", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```[a-z]*\n(.*?)```", section, re.DOTALL)
+    for index, block in enumerate(blocks):
+        lines = block.rstrip("\n").split("\n")
+        starts = [n for n, line in enumerate(lines) if line.startswith("$ ")]
+        for position, start in enumerate(starts):
+            end = starts[position + 1] if position + 1 < len(starts) else len(lines)
+            output = "\n".join(lines[start + 1 : end])
+            if not output and index + 1 < len(blocks):
+                output = blocks[index + 1].strip()
+            found.append(Example(lines[start][2:], output))
     return found
 
 
@@ -114,8 +119,12 @@ def _localised(command: str, stack: RunningStack) -> str:
 
 
 def test_the_readme_sessions_print_what_the_readme_shows(start: StartStack) -> None:
-    found = examples(README.read_text())
-    assert len(found) >= 9, [example.command for example in found]
+    found = [
+        example
+        for page, title in SESSIONS
+        for example in examples((ROOT / page).read_text(), title)
+    ]
+    assert len(found) >= 13, [example.command for example in found]
     stack = start(*SESSION_ARGS, shards=20)
     token = stack.admin_headers()["authorization"].removeprefix("Bearer ")
     env = {
@@ -123,12 +132,12 @@ def test_the_readme_sessions_print_what_the_readme_shows(start: StartStack) -> N
         **stack.env,
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
         "SHARDSTACK_GATEWAY": stack.gateway_url,
-        "SHARDSTACK_ADMIN_TOKEN": token,  # as the README says: the token `up` printed
+        "SHARDSTACK_ADMIN_TOKEN": token,  # as the pages say: the token `up` printed
     }
     for example in found:
         run = subprocess.run(
             ["bash", "-c", _localised(example.command, stack)],
-            env=env, cwd=README.parent, capture_output=True, text=True, timeout=60,
+            env=env, cwd=ROOT, capture_output=True, text=True, timeout=60,
         )  # fmt: skip
         assert run.returncode == 0, f"{example.command}: {run.stderr}\n{stack.diagnosis()}"
         assert_same_shape(example.output, run.stdout)

@@ -54,6 +54,8 @@ class Fault(Schedule):
 
     # Position in the documented order in which firing faults act on one request.
     order: ClassVar[int]
+    # What the gateway reports for a call the fault fired on (the fault reference says it).
+    seen_as: ClassVar[str]
     # Whether the kind makes sense for one request (the per-request fault header).
     per_request: ClassVar[bool] = True
     # Acts on the data listener while in effect, not on requests.

@@ -24,6 +24,9 @@ class DownFault(Fault):
     order = 0
     per_request = False
     on_listener = True
+    seen_as = (
+        "`unreachable`: the data port is closed and its open connections cut until the fault ends"
+    )
 
     kind: Literal["down"] = "down"
 

@@ -15,6 +15,7 @@ from shardstack.common.faults.kind import Fault
 
 class ErrorFault(Fault):
     order = 1
+    seen_as = '`error`, `detail: "HTTP 503"` (the status it sent); 502-504 are retried once first'
 
     kind: Literal["error"] = "error"
     status: int = Field(503, ge=400, le=599, description="HTTP status, 400-599")

@@ -15,6 +15,7 @@ from shardstack.common.latency import PositiveMillis
 
 class HangFault(Fault):
     order = 2
+    seen_as = "`timeout` at the call's deadline"
 
     kind: Literal["hang"] = "hang"
     answer_after_ms: PositiveMillis | None = Field(

@@ -13,6 +13,7 @@ from shardstack.common.latency import LATENCY_SPEC_SCHEMA, LatencyModel, Millis,
 
 class LatencyFault(Fault):
     order = 0
+    seen_as = "a slower `ok`, or `timeout` if the delay passes the call's deadline"
 
     kind: Literal["latency"] = "latency"
     latency: Annotated[

@@ -13,6 +13,7 @@ from shardstack.common.faults.kind import Fault
 
 class MalformedFault(Fault):
     order = 4
+    seen_as = "`error` with the reason in `detail`"
 
     kind: Literal["malformed"] = "malformed"
     mode: Literal["invalid_json", "truncated", "garbage"] = Field(

@@ -18,6 +18,7 @@ _PARTIAL_PAUSE_S = 0.02
 
 class ResetFault(Fault):
     order = 3
+    seen_as = "`reset` (a TCP RST), retried once"
 
     kind: Literal["reset"] = "reset"
     after_bytes: int = Field(

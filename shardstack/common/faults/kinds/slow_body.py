@@ -17,6 +17,10 @@ _TICK_S = 0.05
 
 class SlowBodyFault(Fault):
     order = 5
+    seen_as = (
+        "headers at once (`headers_ms` small), the body dribbled: a late `ok`, or a "
+        '`timeout` with `detail: "headers arrived, body did not"`'
+    )
 
     kind: Literal["slow_body"] = "slow_body"
     bytes_per_s: float = Field(

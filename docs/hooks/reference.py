@@ -88,7 +88,7 @@ def _default(field: FieldInfo, package_root: Path) -> str:
 def _number(value: float) -> str:
     if isinstance(value, float) and not value.is_integer():
         return f"{value:g}"
-    return f"{int(value):,}".replace(",", " ")
+    return f"{int(value):,}".replace(",", "\u202f")  # a narrow space that does not break
 
 
 def _bounds(field: FieldInfo) -> str:

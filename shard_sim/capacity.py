@@ -16,14 +16,12 @@ import collections
 import time
 from collections.abc import Callable, Mapping
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from prometheus_client import Counter, Gauge, Histogram
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shardstack.common.validation import InvalidInput
-
-if TYPE_CHECKING:
-    from shard_sim.metrics import ShardMetrics
 
 UNBOUNDED = "unbounded"
 
@@ -99,11 +97,21 @@ class Ticket:
         self.arrived = time.perf_counter()
 
 
+class CapacityMetrics(Protocol):
+    """What a gate records (ShardMetrics has them), so metrics may import this module's
+    Overflow without the two importing each other."""
+
+    in_service: Gauge
+    queue_depth: Gauge
+    queue_wait: Histogram
+    refusals: Counter
+
+
 class CapacityGate:
     """Admission to one shard's workers. Limits may change at run time; what is in
     service or waiting stays, and waiting requests start as the new limits allow."""
 
-    def __init__(self, limits: Capacity | None, metrics: ShardMetrics) -> None:
+    def __init__(self, limits: Capacity | None, metrics: CapacityMetrics) -> None:
         self.limits = limits
         self.in_service = 0
         self._waiting: collections.deque[Ticket] = collections.deque()

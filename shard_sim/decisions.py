@@ -4,7 +4,7 @@ shards a correlated fault picks.
 With a request id (the gateway sends one on every call, with the attempt number), every
 decision is drawn from a hash of (seed, request id, shard, attempt, what decides), so the
 same seed and request ids give the same decisions whatever the order and concurrency of
-the requests (shardstack.common.draws). Without one (a client calling the shard
+the requests (shard_sim/draws.py). Without one (a client calling the shard
 directly), the shard draws from its per-process streams, in arrival order, as a seeded
 shard always has.
 
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import random
 
-from shardstack.common.draws import KeyedRandom
+from shard_sim.draws import KeyedRandom
 from shardstack.common.faults import Fault
 
 # Joins the parts of a key; no request id or fault id can hold it.

@@ -10,7 +10,7 @@ import pytest
 
 from shard_sim.active_faults import ActiveFaults
 from shard_sim.decisions import Decisions
-from shardstack.common.draws import KeyedRandom
+from shard_sim.draws import KeyedRandom
 from shardstack.common.faults import parse_fault
 from shardstack.common.validation import InvalidInput
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+from collections.abc import MutableMapping
 from typing import Any
 
 import orjson
@@ -83,7 +84,7 @@ async def _one_request(app: FastAPI) -> bytes:
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         if message["type"] == "http.response.body":
             body.extend(message.get("body", b""))
 

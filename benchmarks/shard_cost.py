@@ -218,7 +218,7 @@ def _wait_ready(process: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"{process.args} exited with {process.returncode}")
+            raise RuntimeError(f"{process.args!r} exited with {process.returncode}")
         with contextlib.suppress(httpx.HTTPError):
             if (
                 httpx.get(f"http://{HOST}:{PORT}/data", timeout=1, trust_env=False).status_code
@@ -226,7 +226,7 @@ def _wait_ready(process: subprocess.Popen[bytes]) -> None:
             ):
                 return
         time.sleep(0.1)
-    raise RuntimeError(f"{process.args}: not ready")
+    raise RuntimeError(f"{process.args!r}: not ready")
 
 
 def _wait_port_free() -> None:

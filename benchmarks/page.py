@@ -14,7 +14,10 @@ import matplotlib
 import psutil
 import shard_cost
 
+from gateway.settings import GatewaySettings
 from shardstack.bench.variants import FAN_OUT_VARIANT
+from shardstack.cli.bench import TAIL_LATENCY
+from shardstack.common.latency import ParetoLatency, parse_latency
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -594,10 +597,13 @@ def _verdict(ok: bool) -> str:
 
 def _tail_model(q: float, hedged: bool, shards: int = 20) -> float:
     """The aggregate's q-quantile (ms) from `bench tail`'s latency model alone: the slowest of
-    `shards` Pareto(2 ms, 1.5) shards, each, if `hedged`, also sent again at its p95 (the
-    gateway's default: 1 - half the 10 % budget)."""
-    scale, alpha = 2.0, 1.5  # TAIL_LATENCY in shardstack/cli/bench.py
-    hedge_at = scale * 0.05 ** (-1 / alpha)
+    `shards` shards of that Pareto model, each, if `hedged`, also sent again at the quantile
+    the gateway hedges at by default (1 - half its default hedge budget: p95)."""
+    model = parse_latency(TAIL_LATENCY)
+    assert isinstance(model, ParetoLatency), TAIL_LATENCY
+    scale, alpha = model.scale_ms, model.alpha
+    budget = GatewaySettings.model_fields["hedge_budget"].default
+    hedge_at = model.quantile_ms(1 - budget / 2)
 
     def survival(x: float) -> float:
         return 1.0 if x <= scale else (scale / x) ** alpha

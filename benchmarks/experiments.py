@@ -22,6 +22,7 @@ import orjson
 import psutil
 
 from gateway.settings import GatewaySettings
+from shardstack.bench.exposition import Samples
 from shardstack.bench.variants import FAN_OUT_VARIANT
 from shardstack.common import topology
 from shardstack.control.client import DEFAULT_GATEWAY
@@ -233,12 +234,7 @@ _SHARD_ADMIN = "http://127.0.0.1:{port}/metrics"
 
 def _metric_sum(url: str, name: str) -> float:
     """Every sample of `name` at `url`, summed over its label sets."""
-    text = httpx.get(url, timeout=5).text
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith(name) and line[len(name) : len(name) + 1] in (" ", "{")
-    )
+    return Samples.parse(httpx.get(url, timeout=5).text).total(name)
 
 
 def _shards_sum(name: str) -> float:

@@ -17,9 +17,9 @@ from typing import Any
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
+from shardstack.bench.exposition import Samples
 from shardstack.common.topology import ADMIN_PORT_OFFSET
 
 HOST = "127.0.0.1"
@@ -196,11 +196,9 @@ class ShardProcess:
 
     def calls_received(self) -> float:
         """Every /data call this shard has counted, from its own metrics."""
-        text = httpx.get(f"{self.admin_url}/metrics").text
-        for family in text_string_to_metric_families(text):
-            if family.name == "shard_requests":
-                return sum(s.value for s in family.samples if s.name.endswith("_total"))
-        raise AssertionError("shard_requests not exported")
+        samples = Samples.parse(httpx.get(f"{self.admin_url}/metrics").text)
+        assert samples.exported("shard_requests_total"), "shard_requests not exported"
+        return samples.total("shard_requests_total")
 
 
 StartShard = Callable[..., ShardProcess]

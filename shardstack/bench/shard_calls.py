@@ -7,9 +7,9 @@ import asyncio
 from collections.abc import Sequence
 
 import aiohttp
-from prometheus_client.parser import text_string_to_metric_families
 
 from shard_sim.settings import ShardSettings
+from shardstack.bench.exposition import Samples
 
 
 async def shard_calls(shards: Sequence[ShardSettings]) -> float:
@@ -23,10 +23,7 @@ async def shard_calls(shards: Sequence[ShardSettings]) -> float:
 async def _calls(session: aiohttp.ClientSession, shard: ShardSettings) -> float:
     async with session.get(f"http://{shard.host}:{shard.admin_port}/metrics") as response:
         text = await response.text()
-    for family in text_string_to_metric_families(text):
-        if family.name == "shard_requests":
-            return sum(sample.value for sample in family.samples if sample.name.endswith("_total"))
-    return 0.0
+    return Samples.parse(text).total("shard_requests_total")
 
 
 HEDGE_LOSERS = "gateway_hedge_losers"
@@ -47,15 +44,9 @@ async def hedge_losers(gateway_url: str) -> dict[str, float] | None:
                     text = await response.text() if response.status == 200 else ""
             except (aiohttp.ClientError, TimeoutError):
                 return None
-            losers: dict[str, float] = {}
-            in_flight = 0.0
-            for family in text_string_to_metric_families(text):
-                if family.name == HEDGE_LOSERS:
-                    for sample in family.samples:
-                        if sample.name.endswith("_total"):
-                            losers[sample.labels["fate"]] = sample.value
-                elif family.name == "gateway_semaphore_in_use":
-                    in_flight = sum(sample.value for sample in family.samples)
+            samples = Samples.parse(text)
+            losers = samples.by_label(f"{HEDGE_LOSERS}_total", "fate")
+            in_flight = samples.total("gateway_semaphore_in_use")
             if not any(losers.values()):  # not a hedging gateway, or no hedge sent
                 return None
             if in_flight == 0 or loop.time() >= settle_by:

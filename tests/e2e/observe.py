@@ -10,38 +10,14 @@ from dataclasses import dataclass, field
 from types import TracebackType
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
-
-@dataclass(frozen=True)
-class Samples:
-    """One scrape: every sample by name and labels."""
-
-    values: dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-    def get(self, name: str, **labels: str) -> float:
-        return self.values[name, frozenset(labels.items())]
-
-    def total(self, name: str, **labels: str) -> float:
-        """The sum over every series of `name` whose labels include `labels`."""
-        wanted = set(labels.items())
-        return sum(
-            value
-            for (sample_name, sample_labels), value in self.values.items()
-            if sample_name == name and wanted <= sample_labels
-        )
+from shardstack.bench.exposition import Samples
 
 
 def scrape(url: str) -> Samples:
     response = httpx.get(f"{url}/metrics", timeout=10, trust_env=False)
     response.raise_for_status()
-    return Samples(
-        {
-            (sample.name, frozenset(sample.labels.items())): sample.value
-            for family in text_string_to_metric_families(response.text)
-            for sample in family.samples
-        }
-    )
+    return Samples.parse(response.text)
 
 
 def wait_for(

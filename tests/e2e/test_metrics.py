@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.observe import HeldLoad, Samples, scrape, wait_for
+from shardstack.bench.exposition import Samples
+from tests.e2e.observe import HeldLoad, scrape, wait_for
 from tests.e2e.stack import StartStack, gunicorn_workers
 
 PERMITS = 3  # GATEWAY_SEMAPHORE_SIZE, per worker

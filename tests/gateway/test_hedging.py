@@ -4,14 +4,13 @@ shard processes where one shard is sometimes slow."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from gateway.budget import CallBudget
 from gateway.hedging import LatencyTracker
+from shardstack.bench.exposition import Samples
 from tests.support import ADMIN, GatewayFactory, StartShard, wait_until
 
 SHARDS = 4
@@ -73,30 +72,23 @@ def _slow_calls(client: TestClient) -> int:
     return slow
 
 
-def _metrics(client: TestClient) -> dict[str, float]:
-    """Every sample by name, with its one label's value after a colon if it has one."""
-    text = client.get("/metrics").text
-    return {
-        ":".join((sample.name, *sample.labels.values())): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if len(sample.labels) <= 1
-    }
+def _metrics(client: TestClient) -> Samples:
+    return Samples.parse(client.get("/metrics").text)
 
 
 @pytest.fixture(scope="module")
-def hedged(
-    make_gateway: GatewayFactory, shard_urls: list[str]
-) -> Iterator[tuple[int, dict[str, float]]]:
+def hedged(make_gateway: GatewayFactory, shard_urls: list[str]) -> Iterator[tuple[int, Samples]]:
     with make_gateway(shard_urls, shard_timeout_ms=2000, hedge=True) as client:
         slow = _slow_calls(client)
         # Hedges' losers run on to their end after the answer, each with its permit.
-        wait_until(lambda: _metrics(client)["gateway_semaphore_in_use"] == 0, 5, "losers to finish")
+        wait_until(
+            lambda: _metrics(client).get("gateway_semaphore_in_use") == 0, 5, "losers to finish"
+        )
         yield slow, _metrics(client)
 
 
 def test_hedging_answers_for_a_sometimes_slow_shard_without_waiting_for_it(
-    make_gateway: GatewayFactory, shard_urls: list[str], hedged: tuple[int, dict[str, float]]
+    make_gateway: GatewayFactory, shard_urls: list[str], hedged: tuple[int, Samples]
 ) -> None:
     with make_gateway(shard_urls, shard_timeout_ms=2000) as client:
         plain_slow = _slow_calls(client)
@@ -104,26 +96,27 @@ def test_hedging_answers_for_a_sometimes_slow_shard_without_waiting_for_it(
     assert plain_slow >= 5  # about 3 % of 400 calls
     # Hedged, a slow call is answered by its backup, which is slow only 3 % of the time.
     assert hedged_slow <= plain_slow / 3, (plain_slow, hedged_slow)
-    assert metrics["gateway_hedges_won_total"] >= plain_slow / 2
+    assert metrics.get("gateway_hedges_won_total") >= plain_slow / 2
 
 
 def test_hedges_are_counted_capped_and_give_their_permits_back(
-    hedged: tuple[int, dict[str, float]],
+    hedged: tuple[int, Samples],
 ) -> None:
     _, metrics = hedged
     calls = (WARM_AGGREGATES + MEASURED_AGGREGATES) * SHARDS
-    sent, won = metrics["gateway_hedges_sent_total"], metrics["gateway_hedges_won_total"]
+    sent, won = metrics.get("gateway_hedges_sent_total"), metrics.get("gateway_hedges_won_total")
     assert 0 < won <= sent <= 0.1 * calls + 20
     # Each hedge's loser ran to its end (well within the 2 s shard timeout): none was cut,
     # so no connection was closed for it.
     losers = {
-        fate: metrics[f"gateway_hedge_losers_total:{fate}"] for fate in ("ended", "finished", "cut")
+        fate: metrics.get("gateway_hedge_losers_total", fate=fate)
+        for fate in ("ended", "finished", "cut")
     }
     assert losers["cut"] == 0
     assert losers["finished"] >= won  # a slow first call, answered for by its hedge
     assert sum(losers.values()) == sent
-    assert metrics["gateway_semaphore_in_use"] == 0
-    assert metrics["gateway_aggregates_in_flight"] == 0
+    assert metrics.get("gateway_semaphore_in_use") == 0
+    assert metrics.get("gateway_aggregates_in_flight") == 0
 
 
 def test_hedging_is_off_unless_asked_for(
@@ -132,8 +125,8 @@ def test_hedging_is_off_unless_asked_for(
     with make_gateway(shard_urls, shard_timeout_ms=2000) as client:
         for _ in range(WARM_AGGREGATES):
             client.get("/api/aggregate")
-        metrics: dict[str, Any] = _metrics(client)
-    assert metrics["gateway_hedges_sent_total"] == 0
+        metrics = _metrics(client)
+    assert metrics.get("gateway_hedges_sent_total") == 0
 
 
 def test_a_loser_still_running_at_its_deadline_is_cut_and_gives_its_permit_back(
@@ -152,9 +145,13 @@ def test_a_loser_still_running_at_its_deadline_is_cut_and_gives_its_permit_back(
                 client.get("/api/aggregate", headers={"x-request-id": f"hedging-{index}"})
         finally:
             assert client.delete("/admin/faults", headers=ADMIN).status_code == 200
-        wait_until(lambda: _metrics(client)["gateway_semaphore_in_use"] == 0, 5, "losers to be cut")
+        wait_until(
+            lambda: _metrics(client).get("gateway_semaphore_in_use") == 0, 5, "losers to be cut"
+        )
         metrics = _metrics(client)
-    losers = [metrics[f"gateway_hedge_losers_total:{fate}"] for fate in ("ended", "finished")]
-    cut = metrics["gateway_hedge_losers_total:cut"]
+    losers = [
+        metrics.get("gateway_hedge_losers_total", fate=fate) for fate in ("ended", "finished")
+    ]
+    cut = metrics.get("gateway_hedge_losers_total", fate="cut")
     assert cut >= 3  # about 3 % of 400 calls were slow
-    assert sum(losers) + cut == metrics["gateway_hedges_sent_total"]
+    assert sum(losers) + cut == metrics.get("gateway_hedges_sent_total")

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry, Gauge
-from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from gateway.breaker import BreakerState, CircuitBreaker
+from shardstack.bench.exposition import Samples
 from tests.support import (
     ADMIN,
     GatewayFactory,
@@ -57,11 +57,9 @@ def _flaky(client: TestClient) -> dict[str, Any]:
 
 
 def _metric(client: TestClient, name: str, **labels: str) -> float:
-    for family in text_string_to_metric_families(client.get("/metrics").text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                return sample.value
-    raise AssertionError(f"{name} {labels} not exported")
+    samples = Samples.parse(client.get("/metrics").text)
+    assert samples.exported(name), f"{name} not exported"
+    return samples.total(name, **labels)
 
 
 def test_a_failing_shard_is_skipped_without_a_call_then_probed_back_in(

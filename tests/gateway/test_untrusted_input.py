@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
+from shardstack.bench.exposition import Samples
 from tests.support import ADMIN, GatewayFactory, ShardProcess, StartShard, assert_problem
 
 SHARDS = 3
@@ -33,10 +33,8 @@ def gateway(make_gateway: GatewayFactory, shards: list[ShardProcess]) -> Iterato
 
 
 def _open_breakers(gateway: TestClient) -> float:
-    for family in text_string_to_metric_families(gateway.get("/metrics").text):
-        if family.name == "gateway_circuit_breakers":
-            return sum(s.value for s in family.samples if s.labels["state"] == "open")
-    raise AssertionError("gateway_circuit_breakers not exported")
+    samples = Samples.parse(gateway.get("/metrics").text)
+    return samples.total("gateway_circuit_breakers", state="open")
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ import pytest
 
 from shard_sim.capacity import Capacity, Order, Overflow, parse_capacity
 from shard_sim.capacity import spec as capacity_spec
+from shardstack.bench.exposition import Samples
 from shardstack.common.validation import InvalidInput
 from tests.support import ADMIN, ShardProcess, StartShard, assert_problem
 
@@ -81,10 +82,9 @@ def _worker_taken(shard: ShardProcess, settle_s: float = 0.1) -> Iterator[None]:
         holder.join()
 
 
-def _metric(shard: ShardProcess, name: str) -> float:
-    text = httpx.get(f"{shard.admin_url}/metrics", trust_env=False).text
-    [value] = [line.rsplit(" ", 1)[1] for line in text.splitlines() if line.startswith(name + " ")]
-    return float(value)
+def _metric(shard: ShardProcess, name: str, **labels: str) -> float:
+    samples = Samples.parse(httpx.get(f"{shard.admin_url}/metrics", trust_env=False).text)
+    return samples.get(name, **labels)
 
 
 def test_two_workers_and_two_places_answer_four_of_ten_and_refuse_six_at_once(
@@ -105,7 +105,7 @@ def test_two_workers_and_two_places_answer_four_of_ten_and_refuse_six_at_once(
     for timing in queued:
         waited_ms = float(timing.split("queue;dur=")[1].split(",")[0])
         assert 250 <= waited_ms <= 500, timing
-    assert _metric(shard, 'shard_capacity_refusals_total{overflow="503"}') == 6
+    assert _metric(shard, "shard_capacity_refusals_total", overflow="503") == 6
     assert _metric(shard, "shard_queue_wait_seconds_count") == 4
     assert _metric(shard, "shard_in_service") == 0
     assert _metric(shard, "shard_queue_depth") == 0
@@ -146,7 +146,7 @@ def test_a_reset_overflow_cuts_the_connection(start_shard: StartShard) -> None:
     refused = httpx.Client(trust_env=False, timeout=5)
     with _worker_taken(shard), refused, pytest.raises(httpx.TransportError):
         refused.get(f"{shard.url}/data")
-    assert _metric(shard, 'shard_capacity_refusals_total{overflow="reset"}') == 1
+    assert _metric(shard, "shard_capacity_refusals_total", overflow="reset") == 1
 
 
 def test_a_hang_overflow_answers_nothing_and_the_shard_goes_on(start_shard: StartShard) -> None:

@@ -23,6 +23,7 @@ import psutil
 
 from gateway.settings import GatewaySettings
 from shardstack.bench.exposition import Samples
+from shardstack.bench.readiness import wait_ready
 from shardstack.bench.variants import FAN_OUT_VARIANT
 from shardstack.common import topology
 from shardstack.control.client import DEFAULT_GATEWAY
@@ -61,17 +62,8 @@ def _default_sigint() -> None:
 
 def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float, what: str) -> None:
     """Until `url` answers 200, then a moment more for every gunicorn worker, not only
-    the first; RuntimeError if `process` exits or `timeout_s` passes first."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=2).status_code == 200:
-                break
-        if process.poll() is not None:
-            raise RuntimeError(f"{what} exited")
-        time.sleep(0.5)
-    else:
-        raise RuntimeError(f"{what} did not become ready in {timeout_s:g} s")
+    the first."""
+    wait_ready(url, process, timeout_s, what, every_s=0.5)
     time.sleep(2)
 
 

@@ -34,9 +34,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from shard_sim.settings import ShardSettings
+from shardstack.bench.readiness import wait_ready
 
 HOST = "127.0.0.1"
 PORT = 18950
@@ -215,18 +214,7 @@ http {{
 
 
 def _wait_ready(process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args!r} exited with {process.returncode}")
-        with contextlib.suppress(httpx.HTTPError):
-            if (
-                httpx.get(f"http://{HOST}:{PORT}/data", timeout=1, trust_env=False).status_code
-                == 200
-            ):
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"{process.args!r}: not ready")
+    wait_ready(f"http://{HOST}:{PORT}/data", process, 30, repr(process.args), every_s=0.1)
 
 
 def _wait_port_free() -> None:

@@ -17,6 +17,7 @@ from gateway.app import create_app
 from gateway.settings import ENV_PREFIX as GATEWAY_ENV_PREFIX
 from gateway.settings import GatewaySettings
 from shard_sim.settings import ENV_PREFIX as SHARD_ENV_PREFIX
+from shardstack.bench.readiness import wait_ready
 from tests.support import (
     ADMIN_TOKEN,
     HOST,
@@ -25,7 +26,6 @@ from tests.support import (
     StartShard,
     free_port_block,
     stop_process,
-    wait_until_ready,
 )
 
 # The suite's tiers, cheapest first; `-m TIER` picks one (`make check` runs the first). A
@@ -60,6 +60,7 @@ _TIER_BY_PATH = {
     "test_layout.py": "shards",
     "test_phases.py": "shards",
     "test_manual.py": "shards",
+    "bench/test_readiness.py": "shards",
 }
 # Tests that load the machine on purpose (saturate its CPU, hold a thousand connections)
 # or whose assertion is a ratio of figures measured on it: run beside other tests they
@@ -254,7 +255,7 @@ def start_shard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartShard
         shard = ShardProcess(shard_id, port, port + pack, process)
         started.append(shard)
         for index in range(pack):
-            wait_until_ready(f"http://{HOST}:{port + index}/healthz", process)
+            wait_ready(f"http://{HOST}:{port + index}/healthz", process)
         return shard
 
     yield start

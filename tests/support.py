@@ -155,20 +155,6 @@ def wait_for_stack(check: Callable[[], bool], what: str, timeout_s: float = 300)
     raise AssertionError(f"{what} not seen within {timeout_s}s (last: {last!r})")
 
 
-def wait_until_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{url}: process exited with {process.returncode}")
-        try:
-            if httpx.get(url, timeout=1.0, trust_env=False).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"{url} not ready after {timeout_s}s")
-
-
 def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 10.0) -> None:
     if process.poll() is None:
         process.terminate()

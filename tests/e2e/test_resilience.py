@@ -13,9 +13,10 @@ from pathlib import Path
 
 import psutil
 
+from shardstack.bench.readiness import wait_ready
 from tests.e2e.observe import HeldLoad, scrape, wait_for
 from tests.e2e.stack import RunningStack, StartStack, get, gunicorn_workers
-from tests.support import HOST, SCHEDULING_MARGIN_S, wait_until, wait_until_ready
+from tests.support import HOST, SCHEDULING_MARGIN_S, wait_until
 
 WORKERS = 2
 # How long a killed worker's listening socket may take the kernel to close.
@@ -44,7 +45,7 @@ def _restart_shard(stack: RunningStack, shard_id: int, log_dir: Path) -> subproc
         process = subprocess.Popen(
             [sys.executable, "-m", "shard_sim"], env=env, stdout=log, stderr=subprocess.STDOUT
         )
-    wait_until_ready(f"http://{HOST}:{port}/healthz", process)
+    wait_ready(f"http://{HOST}:{port}/healthz", process)
     return process
 
 

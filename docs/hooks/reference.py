@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 import annotated_types
 import yaml
 from prometheus_client import CollectorRegistry
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
@@ -48,9 +48,6 @@ def _table(header: Iterable[str], rows: Iterable[Iterable[str]]) -> str:
 
 def _code(value: object) -> str:
     return f"`{value}`"
-
-
-# --- settings ------------------------------------------------------------------------
 
 
 def _env_name(model: type[BaseModel], name: str, field: FieldInfo) -> str:
@@ -139,19 +136,15 @@ def settings_table(model: type[BaseModel], package_root: Path) -> str:
     """One row per field of a settings model: its variable, default, bounds, meaning."""
     rows = []
     for name, field in model.model_fields.items():
-        secret = field.annotation is not None and SecretStr in _flat_args(field.annotation)
-        default = "none" if secret and field.default is None else _default(field, package_root)
         rows.append(
-            [_code(_env_name(model, name, field)), default, _bounds(field), field.description or ""]
+            [
+                _code(_env_name(model, name, field)),
+                _default(field, package_root),
+                _bounds(field),
+                field.description or "",
+            ]
         )
     return _table(["variable", "default", "bounds", "meaning"], rows)
-
-
-def _flat_args(annotation: Any) -> set[Any]:
-    found = {annotation}
-    for arg in get_args(annotation):
-        found |= _flat_args(arg)
-    return found
 
 
 def _gateway_settings() -> str:
@@ -166,9 +159,6 @@ def _shard_settings() -> str:
     from shard_sim.settings import ShardSettings
 
     return settings_table(ShardSettings, Path(shard_sim.__file__).parents[1])
-
-
-# --- metrics -------------------------------------------------------------------------
 
 
 def metrics_table(registry: CollectorRegistry) -> str:
@@ -218,9 +208,6 @@ def _recording_rules() -> str:
     return _table(["rule", "expression"], rows)
 
 
-# --- faults --------------------------------------------------------------------------
-
-
 def _fields_table(model: type[BaseModel], names: Iterable[str]) -> str:
     rows = []
     for name in names:
@@ -256,9 +243,6 @@ def _fault_kinds() -> str:
         + "\n## The kinds, in the order they act\n\n"
         + "\n".join(sections)
     )
-
-
-# --- the gateway's API -------------------------------------------------------------------
 
 
 def _gateway_api() -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from shard_sim.metrics import ShardMetrics
 from shard_sim.settings import ShardSettings
 from shardstack.cli import cli
 from shardstack.common.faults import FAULT_KINDS
+from shardstack.launcher.prometheus import RULES_FILE
 
 ROOT = Path(__file__).parents[1]
 README_LIMIT = 10 * 1024
@@ -80,8 +82,7 @@ def test_every_metric_and_rule_is_on_the_metrics_page(site: Path) -> None:
         *ShardMetrics(shard_id=0, zone="z0").registry.collect(),
     ]
     names = [f"{f.name}_total" if f.type == "counter" else f.name for f in families]
-    rules_file = ROOT / "shardstack" / "launcher" / "prometheus_rules.yml"
-    groups = yaml.safe_load(rules_file.read_text())["groups"]
+    groups = yaml.safe_load(RULES_FILE.read_text())["groups"]
     names += [rule["record"] for group in groups for rule in group["rules"]]
     assert len(names) > 40
     assert [name for name in names if f"<code>{name}</code>" not in page] == []
@@ -90,8 +91,9 @@ def test_every_metric_and_rule_is_on_the_metrics_page(site: Path) -> None:
 def test_every_fault_kind_and_its_fields_are_on_the_faults_page(site: Path) -> None:
     page = _page(site, "reference/faults")
     for name, kind in FAULT_KINDS.items():
-        assert f"<code>{name}</code></h3>" in page or f">{name}</code>" in page, name
-        assert kind.seen_as.split("`")[1] in page
+        assert f'<h3 id="{name}"><code>{name}</code>' in page, name
+        seen_as = re.sub(r"`([^`]*)`", r"<code>\1</code>", kind.seen_as)
+        assert f"The gateway sees:</strong> {seen_as}" in page, name
         for field in kind.model_fields:
             if field != "kind":
                 assert f"<code>{field}</code>" in page, (name, field)

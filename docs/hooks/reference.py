@@ -56,7 +56,7 @@ def _env_name(model: type[BaseModel], name: str, field: FieldInfo) -> str:
     return f"{model.model_config.get('env_prefix', '')}{name}".upper()
 
 
-def _default(field: FieldInfo, package_root: Path) -> str:
+def _default(field: FieldInfo, package_root: Path | None) -> str:
     factory = field.default_factory
     value = field.default if factory is None else factory()  # type: ignore[call-arg]
     if value is PydanticUndefined:
@@ -66,11 +66,8 @@ def _default(field: FieldInfo, package_root: Path) -> str:
     spec = getattr(value, "spec", None)
     if callable(spec):
         return _code(spec())
-    if isinstance(value, Path):
-        try:
-            return "the package's " + _code(value.relative_to(package_root))
-        except ValueError:
-            return _code(value)
+    if isinstance(value, Path) and package_root is not None and value.is_relative_to(package_root):
+        return "the package's " + _code(value.relative_to(package_root))
     if isinstance(value, tuple | list):
         if len(value) > 3:
             return f"{len(value)}: {_code(value[0])} .. {_code(value[-1])}"
@@ -132,19 +129,27 @@ def _choices(annotation: Any) -> list[str]:
     return []
 
 
-def settings_table(model: type[BaseModel], package_root: Path) -> str:
-    """One row per field of a settings model: its variable, default, bounds, meaning."""
+def fields_table(
+    model: type[BaseModel],
+    shown: dict[str, str],
+    first: str = "field",
+    package_root: Path | None = None,
+) -> str:
+    """One row per field in `shown` (field -> the name it goes by): that name, the
+    field's default, bounds and meaning; a default path inside `package_root` as relative."""
     rows = []
-    for name, field in model.model_fields.items():
+    for name, label in shown.items():
+        field = model.model_fields[name]
         rows.append(
-            [
-                _code(_env_name(model, name, field)),
-                _default(field, package_root),
-                _bounds(field),
-                field.description or "",
-            ]
+            [_code(label), _default(field, package_root), _bounds(field), field.description or ""]
         )
-    return _table(["variable", "default", "bounds", "meaning"], rows)
+    return _table([first, "default", "bounds", "meaning"], rows)
+
+
+def settings_table(model: type[BaseModel], package_root: Path) -> str:
+    """A settings model's fields by the variables that set them."""
+    shown = {name: _env_name(model, name, field) for name, field in model.model_fields.items()}
+    return fields_table(model, shown, "variable", package_root)
 
 
 def _gateway_settings() -> str:
@@ -196,26 +201,15 @@ def _shard_metrics() -> str:
 
 
 def _recording_rules() -> str:
-    from shardstack import launcher
+    from shardstack.launcher.prometheus import RULES_FILE
 
-    rules_file = Path(launcher.__file__).parent / "prometheus_rules.yml"
-    groups = yaml.safe_load(rules_file.read_text())["groups"]
+    groups = yaml.safe_load(RULES_FILE.read_text())["groups"]
     rows = [
         [_code(rule["record"]), _code(" ".join(rule["expr"].split()))]
         for group in groups
         for rule in group["rules"]
     ]
     return _table(["rule", "expression"], rows)
-
-
-def _fields_table(model: type[BaseModel], names: Iterable[str]) -> str:
-    rows = []
-    for name in names:
-        field = model.model_fields[name]
-        rows.append(
-            [_code(name), _default(field, Path("/")), _bounds(field), field.description or ""]
-        )
-    return _table(["field", "default", "bounds", "meaning"], rows)
 
 
 def _fault_kinds() -> str:
@@ -229,17 +223,17 @@ def _fault_kinds() -> str:
         module = importlib.import_module(kind.__module__)
         doc = (module.__doc__ or "").strip().removeprefix(f"`{name}`:").strip()
         doc = doc[:1].upper() + doc[1:]
-        own = [field for field in kind.model_fields if field not in COMMON_FIELDS]
-        fields = _fields_table(kind, own) if own else "No parameters of its own.\n"
+        own = {field: field for field in kind.model_fields if field not in COMMON_FIELDS}
+        fields = fields_table(kind, own) if own else "No parameters of its own.\n"
         per_request = "yes" if kind.per_request else "no (it acts on the listener)"
         sections.append(
             f"### `{name}`\n\n{doc}\n\n**The gateway sees:** {kind.seen_as}\n\n"
             f"**In one request's `X-Shardstack-Fault`:** {per_request}\n\n{fields}"
         )
-    common = [field for field in Fault.model_fields if field in COMMON_FIELDS - {"kind"}]
+    common = {field: field for field in Fault.model_fields if field in COMMON_FIELDS - {"kind"}}
     return (
         "## Fields every kind has\n\n"
-        + _fields_table(Fault, common)
+        + fields_table(Fault, common)
         + "\n## The kinds, in the order they act\n\n"
         + "\n".join(sections)
     )

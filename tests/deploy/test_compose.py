@@ -53,14 +53,20 @@ class Compose:
         """Every service the file declares, those behind a profile too."""
         return self.run("config", "--services").stdout.split()
 
-    def started(self) -> set[str]:
-        """The services that have a container, running or exited (the token service)."""
+    def containers(self, template: str, *, exited: bool = False) -> list[str]:
+        """A line per container of this project, from the engine (`docker ps --format`):
+        `docker-compose ps` wraps its table's columns to the width it guesses."""
         listed = subprocess.run(
-            ["docker", "ps", "-a", "--filter", f"label=com.docker.compose.project={self.project}",
-             "--format", '{{.Label "com.docker.compose.service"}}'],
+            ["docker", "ps", *(["-a"] if exited else []),
+             "--filter", f"label=com.docker.compose.project={self.project}",
+             "--format", template],
             capture_output=True, text=True, timeout=60, check=True,
         )  # fmt: skip
-        return set(listed.stdout.split())
+        return listed.stdout.splitlines()
+
+    def started(self) -> set[str]:
+        """The services that have a container, running or exited (the token service)."""
+        return set(self.containers('{{.Label "com.docker.compose.service"}}', exited=True))
 
 
 @pytest.fixture(scope="module")
@@ -220,13 +226,7 @@ def test_every_container_runs_confined(compose: tuple[Compose, str, str]) -> Non
 
 def test_published_ports_are_loopback_only(compose: tuple[Compose, str, str]) -> None:
     stack, _, _ = compose
-    # From the engine, one line per container: `docker-compose ps` wraps its table's
-    # columns to the width it guesses, and can split an address in two.
-    ports = subprocess.run(
-        ["docker", "ps", "--filter", f"label=com.docker.compose.project={stack.project}",
-         "--format", "{{.Ports}}"],
-        capture_output=True, text=True, check=True, timeout=60,
-    ).stdout  # fmt: skip
+    ports = " ".join(stack.containers("{{.Ports}}"))
     published = [part for part in ports.replace(",", " ").split() if "->" in part]
     assert published
     assert all(part.startswith("127.0.0.1:") for part in published), published

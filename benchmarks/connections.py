@@ -34,7 +34,7 @@ import orjson
 import psutil
 import uvloop
 
-from shardstack.common import topology
+from shardstack_kernel import topology
 
 SHARDS = topology.SHARD_COUNT
 

@@ -25,8 +25,8 @@ from gateway.settings import GatewaySettings
 from shardstack.bench.exposition import Samples
 from shardstack.bench.readiness import wait_ready
 from shardstack.bench.variants import FAN_OUT_VARIANT
-from shardstack.common import topology
 from shardstack.control.client import DEFAULT_GATEWAY
+from shardstack_kernel import topology
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARDSTACK = [sys.executable, "-m", "shardstack"]

@@ -20,7 +20,7 @@ CALLS = 200_000
 _MEASURE = f"""
 import time
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from shardstack.common.latency_buckets import LATENCY_BUCKETS_S
+from shardstack_kernel.latency_buckets import LATENCY_BUCKETS_S
 
 registry = CollectorRegistry()
 gauge = Gauge("g", "", registry=registry, multiprocess_mode="livesum")

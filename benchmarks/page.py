@@ -17,7 +17,7 @@ import shard_cost
 from gateway.settings import GatewaySettings
 from shardstack.bench.variants import FAN_OUT_VARIANT
 from shardstack.cli.bench import TAIL_LATENCY
-from shardstack.common.latency import ParetoLatency, parse_latency
+from shardstack_kernel.latency import ParetoLatency, parse_latency
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt

@@ -21,7 +21,7 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from shardstack.common import topology
+from shardstack_kernel import topology
 
 SHARDS = topology.SHARD_COUNT
 ROUNDS = 7

@@ -126,7 +126,7 @@ def _starlette_route() -> Any:
 def _serve_uvicorn(app: Any) -> None:
     import uvicorn
 
-    from shardstack.common.http_protocol import HeadLimitedProtocol
+    from shardstack_kernel.http_protocol import HeadLimitedProtocol
 
     uvicorn.run(app, host=HOST, port=PORT, loop="uvloop", http=HeadLimitedProtocol,
                 access_log=False, log_level="warning", lifespan="off")  # fmt: skip

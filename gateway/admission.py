@@ -20,8 +20,8 @@ from gateway.metrics import GatewayMetrics
 from gateway.overload import RETRY_AFTER_S, Overloaded, ShedReason
 from gateway.permits import Permits
 from gateway.results import AggregateStatus
-from shardstack.common.problem import problem_response
-from shardstack.common.request_id import REQUEST_ID_HEADER, request_id_or_new
+from shardstack_kernel.problem import problem_response
+from shardstack_kernel.request_id import REQUEST_ID_HEADER, request_id_or_new
 
 AGGREGATE_PATH = "/api/aggregate"
 # Set in a request's state when the front door admitted it (and counted it in flight).

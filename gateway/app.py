@@ -29,12 +29,12 @@ from gateway.shards import Shard, shard_table
 from gateway.state import GatewayState
 from gateway.throttle import Throttles
 from gateway.upstream import ConnectionHooks, UpstreamClient, create_upstream
-from shardstack import __version__
-from shardstack.common.admin_token import token_or_new
-from shardstack.common.http_protocol import ConnectionTimeouts
-from shardstack.common.problem import EXCEPTION_HANDLERS, problem_response
-from shardstack.common.tasks import cancel_and_wait
-from shardstack.common.validation import InvalidInput, field_errors
+from shardstack_kernel import __version__
+from shardstack_kernel.admin_token import token_or_new
+from shardstack_kernel.http_protocol import ConnectionTimeouts
+from shardstack_kernel.problem import EXCEPTION_HANDLERS, problem_response
+from shardstack_kernel.tasks import cancel_and_wait
+from shardstack_kernel.validation import InvalidInput, field_errors
 
 _log = logging.getLogger("gateway")
 

@@ -28,7 +28,7 @@ from gateway.upstream import (
     UpstreamResetError,
     UpstreamResponse,
 )
-from shardstack.common.request_id import ATTEMPT_HEADER, REQUEST_ID_HEADER
+from shardstack_kernel.request_id import ATTEMPT_HEADER, REQUEST_ID_HEADER
 
 # What a breaker counts as the shard failing; a skipped or shed call says nothing about it.
 _BREAKER_FAILURES = frozenset(

@@ -5,7 +5,7 @@
   the answer is bytes built once per reason. Through FastAPI the same refusal cost about
   0.8 ms of worker CPU, so under overload the refusals themselves took the CPU.
 - A connection past `GATEWAY_MAX_CONNECTIONS` in this worker is answered 503 and closed.
-- The limits every uvicorn port keeps (shardstack/common/http_protocol.py) with the
+- The limits every uvicorn port keeps (shardstack_kernel/http_protocol.py) with the
   gateway's settings: a head slower than `GATEWAY_HEADER_TIMEOUT_S`, or a body slower
   than `GATEWAY_BODY_TIMEOUT_S`, is answered 408 and cut, holding no permit.
 """
@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING
 
 from gateway.admission import ADMITTED, AGGREGATE_PATH, Admission
 from gateway.overload import RETRY_AFTER_S, Overloaded, ShedReason
-from shardstack.common.http_protocol import (
+from shardstack_kernel.http_protocol import (
     HeadLimitedProtocol,
     Phase,
     closing,
     problem_answer,
 )
-from shardstack.common.request_id import REQUEST_ID_HEADER, request_id_or_new
+from shardstack_kernel.request_id import REQUEST_ID_HEADER, request_id_or_new
 
 if TYPE_CHECKING:
     from gateway.state import GatewayState

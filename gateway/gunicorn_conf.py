@@ -13,8 +13,8 @@ from pydantic import ValidationError
 
 from gateway import multiprocess
 from gateway.settings import ENV_PREFIX, GatewaySettings
-from shardstack.common.admin_token import TOKEN_ENV, new_token
-from shardstack.common.validation import InvalidInput
+from shardstack_kernel.admin_token import TOKEN_ENV, new_token
+from shardstack_kernel.validation import InvalidInput
 
 try:
     _settings = GatewaySettings()

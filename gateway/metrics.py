@@ -26,7 +26,7 @@ from gateway.multiprocess import multiprocess_dir
 from gateway.overload import ShedReason
 from gateway.results import AggregateStatus, ShardOutcome
 from gateway.upstream import UpstreamClient
-from shardstack.common.latency_buckets import LATENCY_BUCKETS_S
+from shardstack_kernel.latency_buckets import LATENCY_BUCKETS_S
 
 # The platform's own cost per call is tens of microseconds to a few milliseconds, unless
 # something queues; finer than the latency buckets at the low end.

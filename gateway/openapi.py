@@ -22,12 +22,12 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from gateway.results import AggregateStatus, ShardOutcome
 from gateway.settings import GatewaySettings
 from gateway.shards import Shard, selector_pattern
-from shardstack.common.faults import FAULT_ID_PATTERN
-from shardstack.common.faults.schema import fault_schemas
-from shardstack.common.http_protocol import MAX_HEAD_BYTES
-from shardstack.common.problem import PROBLEM_MEDIA_TYPE
-from shardstack.common.request_body import DEFAULT_BODY_LIMIT
-from shardstack.common.request_id import MAX_REQUEST_ID_CHARS, REQUEST_ID_PATTERN
+from shardstack_kernel.faults import FAULT_ID_PATTERN
+from shardstack_kernel.faults.schema import fault_schemas
+from shardstack_kernel.http_protocol import MAX_HEAD_BYTES
+from shardstack_kernel.problem import PROBLEM_MEDIA_TYPE
+from shardstack_kernel.request_body import DEFAULT_BODY_LIMIT
+from shardstack_kernel.request_id import MAX_REQUEST_ID_CHARS, REQUEST_ID_PATTERN
 
 _SCHEMAS = "#/components/schemas/"
 _SECURITY: list[dict[str, list[str]]] = [{"adminToken": []}]

@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from gateway.shards import Shard, select, with_selection
-from shardstack.common.faults import REQUEST_FAULT_HEADER, parse_request_fault
-from shardstack.common.validation import InvalidInput
+from shardstack_kernel.faults import REQUEST_FAULT_HEADER, parse_request_fault
+from shardstack_kernel.validation import InvalidInput
 
 
 def shard_headers(

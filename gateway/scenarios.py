@@ -30,10 +30,10 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from gateway.shards import selected_ids_any
-from shardstack.common.durations import format_duration, parse_duration
-from shardstack.common.faults import parse_fault
-from shardstack.common.request_body import MAX_DEPTH
-from shardstack.common.validation import FieldError, InvalidInput, field_errors
+from shardstack_kernel.durations import format_duration, parse_duration
+from shardstack_kernel.faults import parse_fault
+from shardstack_kernel.request_body import MAX_DEPTH
+from shardstack_kernel.validation import FieldError, InvalidInput, field_errors
 
 MAX_STEPS = 1000
 

@@ -20,10 +20,10 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from shardstack.common import topology
-from shardstack.common.admin_token import AdminTokenSettings
-from shardstack.common.topology import ZONE_PATTERN
-from shardstack.common.validation import not_below
+from shardstack_kernel import topology
+from shardstack_kernel.admin_token import AdminTokenSettings
+from shardstack_kernel.topology import ZONE_PATTERN
+from shardstack_kernel.validation import not_below
 
 ENV_PREFIX = "GATEWAY_"
 

@@ -10,9 +10,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
-from shardstack.common.faults import Fault
-from shardstack.common.topology import ADMIN_PORT_OFFSET
-from shardstack.common.validation import InvalidInput
+from shardstack_kernel.faults import Fault
+from shardstack_kernel.topology import ADMIN_PORT_OFFSET
+from shardstack_kernel.validation import InvalidInput
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from gateway.settings import GatewaySettings
 from gateway.shard_admin import ShardAdmin
 from gateway.shards import Shard
 from gateway.upstream import UpstreamClient
-from shardstack.common.http_protocol import ConnectionTimeouts
+from shardstack_kernel.http_protocol import ConnectionTimeouts
 
 
 @dataclass(frozen=True, slots=True)

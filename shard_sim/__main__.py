@@ -12,8 +12,8 @@ from shard_sim.app import ByPort, create_app
 from shard_sim.decision_log import DecisionLog
 from shard_sim.server import DataPort, ShardServer, listening
 from shard_sim.settings import ENV_PREFIX, ShardSettings
-from shardstack.common.http_protocol import ConnectionTimeouts, HeadLimitedProtocol
-from shardstack.common.validation import InvalidInput
+from shardstack_kernel.http_protocol import ConnectionTimeouts, HeadLimitedProtocol
+from shardstack_kernel.validation import InvalidInput
 
 # A hung request (the hang fault) must not hold the shard up on shutdown.
 GRACEFUL_SHUTDOWN_S = 3.0

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shard_sim.decisions import Decisions
-from shardstack.common.faults import Fault
-from shardstack.common.validation import Conflict, InvalidInput
+from shardstack_kernel.faults import Fault
+from shardstack_kernel.validation import Conflict, InvalidInput
 
 MAX_ACTIVE_FAULTS = 100
 

@@ -18,8 +18,8 @@ from shard_sim.decision_log import DecisionLog
 from shard_sim.routes import admin, exposition
 from shard_sim.settings import ShardSettings
 from shard_sim.state import NoListener, ShardState
-from shardstack.common.admin_token import token_or_new
-from shardstack.common.problem import EXCEPTION_HANDLERS
+from shardstack_kernel.admin_token import token_or_new
+from shardstack_kernel.problem import EXCEPTION_HANDLERS
 
 _log = logging.getLogger("shard_sim")
 

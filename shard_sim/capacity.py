@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from prometheus_client import Counter, Gauge, Histogram
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shardstack.common.validation import InvalidInput
+from shardstack_kernel.validation import InvalidInput
 
 UNBOUNDED = "unbounded"
 

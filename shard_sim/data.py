@@ -18,10 +18,10 @@ import orjson
 from shard_sim.active_faults import ActiveFault
 from shard_sim.decisions import Decisions
 from shard_sim.state import ShardState
-from shardstack.common.admin_token import bearer_matches
-from shardstack.common.faults import REQUEST_FAULT_HEADER, Answer, Fault, parse_request_fault
-from shardstack.common.request_id import ATTEMPT_HEADER, checked_request_id
-from shardstack.common.validation import FieldError, InvalidInput
+from shardstack_kernel.admin_token import bearer_matches
+from shardstack_kernel.faults import REQUEST_FAULT_HEADER, Answer, Fault, parse_request_fault
+from shardstack_kernel.request_id import ATTEMPT_HEADER, checked_request_id
+from shardstack_kernel.validation import FieldError, InvalidInput
 
 MAX_ATTEMPT = 1000
 

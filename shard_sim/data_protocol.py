@@ -7,7 +7,7 @@ CPU per answer than a bare ASGI app under uvicorn (docs/design.md). The admin po
 stays Starlette under uvicorn (shard_sim.server).
 
 What it does: keep-alive and pipelined requests, answered in order; the limits every port
-keeps (shardstack.common.http_protocol): a cap on a request's head (431), on the requests
+keeps (shardstack_kernel.http_protocol): a cap on a request's head (431), on the requests
 read ahead, and timers on a slow head, a slow body and an idle connection, swept once a
 second by the port (shard_sim.server); problem+json for what it does not serve;
 `Server-Timing` on every answer. An answer with nothing to shape it is written in one
@@ -35,8 +35,8 @@ import orjson
 from shard_sim.capacity import Capacity, Overflow, Ticket
 from shard_sim.data import Prepared, Refused, prepare
 from shard_sim.state import ShardState
-from shardstack.common.faults import REQUEST_FAULT_HEADER, Answer
-from shardstack.common.http_protocol import (
+from shardstack_kernel.faults import REQUEST_FAULT_HEADER, Answer
+from shardstack_kernel.http_protocol import (
     HEAD_TOO_LARGE,
     MAX_BUFFERED_HEAD_BYTES,
     MAX_HEAD_BYTES,
@@ -45,9 +45,9 @@ from shardstack.common.http_protocol import (
     ConnectionTimeouts,
     Phase,
 )
-from shardstack.common.problem import PROBLEM_MEDIA_TYPE, problem_body
-from shardstack.common.request_id import ATTEMPT_HEADER, REQUEST_ID_HEADER
-from shardstack.common.topology import ADMIN_PORT_OFFSET
+from shardstack_kernel.problem import PROBLEM_MEDIA_TYPE, problem_body
+from shardstack_kernel.request_id import ATTEMPT_HEADER, REQUEST_ID_HEADER
+from shardstack_kernel.topology import ADMIN_PORT_OFFSET
 
 _log = logging.getLogger("shard_sim.data")
 

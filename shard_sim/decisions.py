@@ -26,7 +26,7 @@ from __future__ import annotations
 import random
 
 from shard_sim.draws import KeyedRandom
-from shardstack.common.faults import Fault
+from shardstack_kernel.faults import Fault
 
 # Joins the parts of a key; no request id or fault id can hold it.
 _SEP = "\x1f"

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from shard_sim.capacity import Overflow
-from shardstack.common.faults import FAULT_KINDS
-from shardstack.common.latency_buckets import LATENCY_BUCKETS_S
+from shardstack_kernel.faults import FAULT_KINDS
+from shardstack_kernel.latency_buckets import LATENCY_BUCKETS_S
 
 
 @dataclass(slots=True)

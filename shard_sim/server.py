@@ -15,8 +15,8 @@ import uvicorn
 from shard_sim.data_protocol import DataProtocol
 from shard_sim.listener_watch import keep_listener_in_step
 from shard_sim.state import ShardState
-from shardstack.common.http_protocol import ConnectionTimeouts
-from shardstack.common.tasks import cancel_and_wait
+from shardstack_kernel.http_protocol import ConnectionTimeouts
+from shardstack_kernel.tasks import cancel_and_wait
 
 _log = logging.getLogger("shard_sim.server")
 

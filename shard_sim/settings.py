@@ -10,11 +10,11 @@ from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, mo
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shard_sim.capacity import Capacity, parse_capacity
-from shardstack.common import topology
-from shardstack.common.admin_token import AdminTokenSettings
-from shardstack.common.latency import FixedLatency, LatencyModel, parse_latency
-from shardstack.common.latency_file import LatencyFiles
-from shardstack.common.topology import ADMIN_PORT_OFFSET, ZONE_PATTERN
+from shardstack_kernel import topology
+from shardstack_kernel.admin_token import AdminTokenSettings
+from shardstack_kernel.latency import FixedLatency, LatencyModel, parse_latency
+from shardstack_kernel.latency_file import LatencyFiles
+from shardstack_kernel.topology import ADMIN_PORT_OFFSET, ZONE_PATTERN
 
 ENV_PREFIX = "SHARD_"
 # Example latency files shipped in the package: SHARD_LATENCY_DIR's default.

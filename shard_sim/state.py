@@ -17,8 +17,8 @@ from shard_sim.capacity import CapacityGate
 from shard_sim.decision_log import DecisionLog
 from shard_sim.metrics import ShardMetrics
 from shard_sim.settings import ShardSettings
-from shardstack.common.latency import LatencyModel
-from shardstack.common.latency_file import LatencyFiles
+from shardstack_kernel.latency import LatencyModel
+from shardstack_kernel.latency_file import LatencyFiles
 
 
 class DataListener(Protocol):

@@ -1,8 +1,11 @@
 """shardstack: a shard simulator and fan-out gateway for studying high-concurrency backends.
 
-The services are the top-level packages `gateway` and `shard_sim`; both stand on the
-kernel, `shardstack.common`. The rest of this package is the operator's side: `cli`,
-`launcher` (the local stack), `control` (admin client, scenarios) and `bench`.
+Three top-level packages beside this one hold the rest: the services `gateway` and
+`shard_sim`, and the kernel both stand on, `shardstack_kernel`. This package is the
+operator's: `cli`, `launcher` (the local stack), `control` (admin client, scenarios) and
+`bench`.
 """
 
-__version__ = "0.1.0"
+from shardstack_kernel import __version__
+
+__all__ = ["__version__"]

@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from shardstack.common.admin_token import TOKEN_ENV, keep_token_file
+from shardstack_kernel.admin_token import TOKEN_ENV, keep_token_file
 
 
 def main() -> None:

@@ -52,7 +52,7 @@ _TIER_BY_PATH = {
     "deploy/test_files.py": "shards",
     "deploy/test_prometheus.py": "shards",
     "deploy/test_swarm_files.py": "shards",
-    "common/test_admin_token.py": "shards",
+    "kernel/test_admin_token.py": "shards",
     "gateway/test_admission.py": "shards",
     "gateway/test_throttle.py": "shards",
     "shard_sim/test_data_port.py": "shards",

@@ -20,7 +20,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from shardstack.bench.exposition import Samples
-from shardstack.common.topology import ADMIN_PORT_OFFSET
+from shardstack_kernel.topology import ADMIN_PORT_OFFSET
 
 HOST = "127.0.0.1"
 ADMIN_TOKEN = "test-admin-token-0123456789"

@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).parents[1]
-FOLDERS = ("gateway", "shard_sim", "shardstack", "benchmarks", "deploy")
+FOLDERS = ("shardstack_kernel", "gateway", "shard_sim", "shardstack", "benchmarks", "deploy")
 
 
 def test_the_layout_names_every_module() -> None:

@@ -23,8 +23,8 @@ from gateway.settings import GatewaySettings
 from shard_sim.metrics import ShardMetrics
 from shard_sim.settings import ShardSettings
 from shardstack.cli import cli
-from shardstack.common.faults import FAULT_KINDS
 from shardstack.launcher.prometheus import RULES_FILE
+from shardstack_kernel.faults import FAULT_KINDS
 
 ROOT = Path(__file__).parents[1]
 README_LIMIT = 10 * 1024

@@ -215,8 +215,8 @@ def _recording_rules() -> str:
 def _fault_kinds() -> str:
     import importlib
 
-    from shardstack.common.faults import FAULT_KINDS
-    from shardstack.common.faults.kind import COMMON_FIELDS, Fault
+    from shardstack_kernel.faults import FAULT_KINDS
+    from shardstack_kernel.faults.kind import COMMON_FIELDS, Fault
 
     sections = []
     for name, kind in FAULT_KINDS.items():

@@ -19,9 +19,9 @@ from gateway.results import AggregateStatus, ShardOutcome, aggregate_status
 from gateway.routes.query import known_query
 from gateway.shards import select
 from gateway.state import Gateway
-from shardstack.common.admin_token import require_bearer
-from shardstack.common.request_id import checked_request_id, new_request_id
-from shardstack.common.validation import InvalidInput
+from shardstack_kernel.admin_token import require_bearer
+from shardstack_kernel.request_id import checked_request_id, new_request_id
+from shardstack_kernel.validation import InvalidInput
 
 router = APIRouter()
 

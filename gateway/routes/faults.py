@@ -19,11 +19,11 @@ from gateway.routes.query import known_query
 from gateway.shard_admin import AdminReply
 from gateway.shards import Shard, select, select_any, with_selection
 from gateway.state import Gateway, GatewayState
-from shardstack.common.admin_token import require_bearer
-from shardstack.common.faults import FAULT_ID_PATTERN, parse_fault
-from shardstack.common.problem import problem_response
-from shardstack.common.request_body import read_json_body
-from shardstack.common.validation import FieldError, InvalidInput
+from shardstack_kernel.admin_token import require_bearer
+from shardstack_kernel.faults import FAULT_ID_PATTERN, parse_fault
+from shardstack_kernel.problem import problem_response
+from shardstack_kernel.request_body import read_json_body
+from shardstack_kernel.validation import FieldError, InvalidInput
 
 
 async def require_admin(request: Request, gateway: Gateway) -> None:

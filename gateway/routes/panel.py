@@ -19,7 +19,7 @@ from starlette.staticfiles import StaticFiles
 
 from gateway import panel
 from gateway.state import Gateway
-from shardstack.common.admin_token import require_bearer
+from shardstack_kernel.admin_token import require_bearer
 
 router = APIRouter(include_in_schema=False)
 

@@ -8,7 +8,7 @@ from fastapi import Depends, Request
 from fastapi.params import Depends as DependsParam
 from pydantic import BaseModel
 
-from shardstack.common.validation import InvalidInput
+from shardstack_kernel.validation import InvalidInput
 
 
 def known_query(model: type[BaseModel]) -> DependsParam:

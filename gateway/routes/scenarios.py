@@ -13,8 +13,8 @@ from gateway import scenarios
 from gateway.routes.faults import require_admin
 from gateway.shards import zones_of
 from gateway.state import Gateway
-from shardstack.common.request_body import read_json_body
-from shardstack.common.validation import InvalidInput
+from shardstack_kernel.request_body import read_json_body
+from shardstack_kernel.validation import InvalidInput
 
 router = APIRouter(prefix="/admin/scenarios", dependencies=[Depends(require_admin)])
 

@@ -14,11 +14,11 @@ from starlette.routing import Route
 
 from shard_sim import capacity
 from shard_sim.state import ShardState
-from shardstack.common.admin_token import require_bearer
-from shardstack.common.faults import parse_fault
-from shardstack.common.latency import parse_latency
-from shardstack.common.request_body import read_json_body
-from shardstack.common.validation import InvalidInput
+from shardstack_kernel.admin_token import require_bearer
+from shardstack_kernel.faults import parse_fault
+from shardstack_kernel.latency import parse_latency
+from shardstack_kernel.request_body import read_json_body
+from shardstack_kernel.validation import InvalidInput
 
 
 def _admin_state(request: Request) -> ShardState:

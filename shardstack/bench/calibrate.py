@@ -22,8 +22,8 @@ from shardstack.bench.lab import lab
 from shardstack.bench.load import LoadPlan, Tick
 from shardstack.bench.measure import Measurement, measure
 from shardstack.bench.recording import PERCENTILES, cdf_ms, micros, new_histogram, percentiles_ms
-from shardstack.common.latency import LatencyModel
 from shardstack.launcher.plan import Stack
+from shardstack_kernel.latency import LatencyModel
 
 # Aggregates drawn from the models for the slowest-of-N prediction: p99.9 from 100 of
 # them above it, to about 1 % (HdrHistogram's 3 digits are finer still).

@@ -18,7 +18,7 @@ import httptools
 
 from shardstack.bench.http_client import ConnectionClosed, HttpPool
 from shardstack.bench.recording import Recording
-from shardstack.common.tasks import cancel_and_wait
+from shardstack_kernel.tasks import cancel_and_wait
 
 # The gateway answers `"status":"partial"` near the start of its body; so do the
 # comparison apps. Looking for it costs a substring search, not a JSON parse.

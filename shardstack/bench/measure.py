@@ -9,7 +9,7 @@ from typing import Any
 from shardstack.bench.load import Inspect, LoadPlan, Tick, run_load
 from shardstack.bench.processes import ProcessTree
 from shardstack.bench.recording import Recording, cdf_ms
-from shardstack.common.tasks import cancel_and_wait
+from shardstack_kernel.tasks import cancel_and_wait
 
 
 @dataclass

@@ -13,9 +13,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from gateway.settings import GatewaySettings
-from shardstack.common.validation import InvalidInput
 from shardstack.launcher.plan import Stack
 from shardstack.launcher.supervisor import ProcessSpec
+from shardstack_kernel.validation import InvalidInput
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,10 +13,10 @@ from shardstack.cli.fault import fault
 from shardstack.cli.scenario import scenario_group
 from shardstack.cli.token import token
 from shardstack.cli.up import up
-from shardstack.common.validation import InvalidInput
 from shardstack.control.client import GatewayError
 from shardstack.control.engine_token import StackError
 from shardstack.launcher.supervisor import LaunchError
+from shardstack_kernel.validation import InvalidInput
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -33,11 +33,11 @@ from shardstack.bench.variants import (
 )
 from shardstack.cli.options import LATENCY_MODELS, LatencyType, seconds, stack_options, stacked
 from shardstack.cli.progress import Progress
-from shardstack.common.request_id import checked_request_id
-from shardstack.common.validation import InvalidInput
 from shardstack.control.client import DEFAULT_GATEWAY, GATEWAY_ENV
 from shardstack.launcher.plan import Stack, StackConfig, plan
 from shardstack.launcher.supervisor import raise_open_file_limit
+from shardstack_kernel.request_id import checked_request_id
+from shardstack_kernel.validation import InvalidInput
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 

@@ -9,9 +9,9 @@ import click
 import orjson
 
 from shardstack.cli.options import connect, gateway_option, token_option
-from shardstack.common.durations import format_duration, parse_duration
-from shardstack.common.faults import COMMON_FIELDS, FAULT_KINDS, parse_fault, parse_fault_words
-from shardstack.common.validation import InvalidInput
+from shardstack_kernel.durations import format_duration, parse_duration
+from shardstack_kernel.faults import COMMON_FIELDS, FAULT_KINDS, parse_fault, parse_fault_words
+from shardstack_kernel.validation import InvalidInput
 
 
 @click.group(

@@ -11,11 +11,11 @@ import click
 from gateway.settings import GatewaySettings
 from shard_sim.capacity import UNBOUNDED, Capacity, parse_capacity
 from shard_sim.settings import ShardSettings
-from shardstack.common import topology
-from shardstack.common.durations import parse_duration
-from shardstack.common.latency import LatencyModel, parse_latency
-from shardstack.common.validation import InvalidInput
 from shardstack.control.client import DEFAULT_GATEWAY, GATEWAY_ENV, GatewayClient, resolve_token
+from shardstack_kernel import topology
+from shardstack_kernel.durations import parse_duration
+from shardstack_kernel.latency import LatencyModel, parse_latency
+from shardstack_kernel.validation import InvalidInput
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 

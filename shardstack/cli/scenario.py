@@ -10,9 +10,9 @@ import click
 
 from gateway import scenarios
 from shardstack.cli.options import connect, gateway_option, token_option
-from shardstack.common.topology import striped_zones
 from shardstack.control.client import GatewayClient
 from shardstack.control.scenario import run as play
+from shardstack_kernel.topology import striped_zones
 
 _path = click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 

@@ -17,11 +17,11 @@ from shardstack.cli.options import (
     ShardLatencyType,
     stack_options,
 )
-from shardstack.common import topology
-from shardstack.common.latency import LatencyModel
 from shardstack.launcher import run as launcher
 from shardstack.launcher.plan import StackConfig, plan
 from shardstack.launcher.prometheus import find_binary as find_prometheus
+from shardstack_kernel import topology
+from shardstack_kernel.latency import LatencyModel
 
 
 @click.command()

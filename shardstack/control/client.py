@@ -8,10 +8,10 @@ from typing import Any
 
 import httpx
 
-from shardstack.common import topology
-from shardstack.common.admin_token import TOKEN_ENV
-from shardstack.common.validation import FieldError, InvalidInput
 from shardstack.control.token_store import load_token, token_path
+from shardstack_kernel import topology
+from shardstack_kernel.admin_token import TOKEN_ENV
+from shardstack_kernel.validation import FieldError, InvalidInput
 
 DEFAULT_GATEWAY = f"http://{topology.HOST}:{topology.GATEWAY_PORT}"
 GATEWAY_ENV = "SHARDSTACK_GATEWAY"

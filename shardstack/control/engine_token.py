@@ -11,8 +11,8 @@ import subprocess
 from dataclasses import dataclass
 from typing import Literal
 
-from shardstack.common import topology
-from shardstack.common.admin_token import TOKEN_ENV, TOKEN_FILE_ENV
+from shardstack_kernel import topology
+from shardstack_kernel.admin_token import TOKEN_ENV, TOKEN_FILE_ENV
 
 Orchestrator = Literal["compose", "swarm"]
 ROLE_LABEL = "io.shardstack.role"

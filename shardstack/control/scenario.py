@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 
 from gateway.scenarios import PlannedStep, end_s
-from shardstack.common.durations import format_duration
+from shardstack_kernel.durations import format_duration
 
 
 def run(

@@ -22,12 +22,12 @@ from shard_sim.capacity import UNBOUNDED, Capacity
 from shard_sim.capacity import spec as capacity_spec
 from shard_sim.settings import ENV_PREFIX as SHARD_ENV_PREFIX
 from shard_sim.settings import ShardSettings
-from shardstack.common import topology
-from shardstack.common.admin_token import TOKEN_ENV, new_token
-from shardstack.common.latency import LatencyModel
-from shardstack.common.validation import InvalidInput
 from shardstack.launcher.prometheus import PROMETHEUS, RULES_FILE, PrometheusPlan, scrape_config
 from shardstack.launcher.supervisor import ProcessSpec
+from shardstack_kernel import topology
+from shardstack_kernel.admin_token import TOKEN_ENV, new_token
+from shardstack_kernel.latency import LatencyModel
+from shardstack_kernel.validation import InvalidInput
 
 GATEWAY = "gateway"
 # Gunicorn reads its configuration from the installed module, wherever the package is.

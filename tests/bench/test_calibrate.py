@@ -13,7 +13,7 @@ from shardstack.bench.load import LoadPlan
 from shardstack.bench.measure import Measurement
 from shardstack.bench.recording import Recording, percentiles_ms
 from shardstack.bench.tables import calibration_table
-from shardstack.common.latency import parse_latency
+from shardstack_kernel.latency import parse_latency
 
 
 @pytest.mark.parametrize("spec", ["lognormal:5,40", "pareto:2,1.5"])

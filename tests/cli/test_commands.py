@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from shardstack.cli import main
-from shardstack.common.faults import COMMON_FIELDS, FAULT_KINDS
+from shardstack_kernel.faults import COMMON_FIELDS, FAULT_KINDS
 
 ROOT = Path(__file__).parents[2]
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shardstack.common.admin_token import TOKEN_ENV
+from shardstack_kernel.admin_token import TOKEN_ENV
 from tests.e2e.observe import HeldLoad, scrape, wait_for
 from tests.support import HOST, free_port, run_shardstack, wait_for_stack
 

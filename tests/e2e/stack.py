@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from shardstack.common.topology import ADMIN_PORT_OFFSET
+from shardstack_kernel.topology import ADMIN_PORT_OFFSET
 from tests.support import HOST, free_port_block
 
 STARTUP_TIMEOUT_S = 90

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import pytest
 
-from shardstack.common.topology import ADMIN_PORT_OFFSET
+from shardstack_kernel.topology import ADMIN_PORT_OFFSET
 from tests.e2e.observe import scrape
 from tests.e2e.stack import RunningStack, StartStack, default_sigint, listening
 from tests.support import free_port, free_port_block

@@ -20,7 +20,7 @@ import pytest
 
 from shard_sim.__main__ import ADMIN_KEEP_ALIVE_S
 from shard_sim.server import SWEEP_S
-from shardstack.common.http_protocol import MAX_PIPELINED
+from shardstack_kernel.http_protocol import MAX_PIPELINED
 from tests.e2e.stack import RunningStack, gunicorn_workers, start_stack, wait_until_up
 from tests.support import HOST, SCHEDULING_MARGIN_S
 

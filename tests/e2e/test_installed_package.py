@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shardstack.common.topology import ADMIN_PORT_OFFSET
+from shardstack_kernel.topology import ADMIN_PORT_OFFSET
 from tests.support import HOST, free_port_block, require_binary, wait_until
 
 pytestmark = pytest.mark.timeout(600)

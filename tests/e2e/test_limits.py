@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from shardstack.common.http_protocol import MAX_HEAD_BYTES
+from shardstack_kernel.http_protocol import MAX_HEAD_BYTES
 from tests.e2e.stack import RunningStack, start_stack, wait_until_up
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shardstack.common.topology import striped_zones
+from shardstack_kernel.topology import striped_zones
 from tests.e2e.openapi_hooks import LATENCY_FILE_ENV, ZONES_ENV
 from tests.e2e.stack import start_stack, wait_until_up
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shardstack.common.topology import ADMIN_PORT_OFFSET
+from shardstack_kernel.topology import ADMIN_PORT_OFFSET
 from tests.e2e.stack import RunningStack, StartStack
 
 ROOT = Path(__file__).parents[2]

@@ -16,7 +16,7 @@ import httpx
 import orjson
 import pytest
 
-from shardstack.common.topology import HOST
+from shardstack_kernel.topology import HOST
 from tests.e2e.stack import RunningStack, start_stack, wait_until_up
 
 SHARDS = 12

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from shardstack.common.problem import PROBLEM_MEDIA_TYPE
+from shardstack_kernel.problem import PROBLEM_MEDIA_TYPE
 from tests.support import ADMIN, GatewayFactory, ShardProcess, StartShard
 
 FUZZ = settings(

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from shardstack.common.faults import FAULT_KINDS
-from shardstack.common.topology import striped_zones
+from shardstack_kernel.faults import FAULT_KINDS
+from shardstack_kernel.topology import striped_zones
 from tests.support import ADMIN, GatewayFactory, StartShard, assert_problem
 
 SHARDS = 3

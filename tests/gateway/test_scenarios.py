@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from gateway import scenarios
-from shardstack.common.topology import striped_zones
-from shardstack.common.validation import InvalidInput
+from shardstack_kernel.topology import striped_zones
+from shardstack_kernel.validation import InvalidInput
 
 ROOT = Path(__file__).parents[2]
 

@@ -19,9 +19,9 @@ from gateway.shards import (
     shard_table,
     with_selection,
 )
-from shardstack.common.faults import parse_fault
-from shardstack.common.topology import striped_zones
-from shardstack.common.validation import InvalidInput
+from shardstack_kernel.faults import parse_fault
+from shardstack_kernel.topology import striped_zones
+from shardstack_kernel.validation import InvalidInput
 
 SHARDS = shard_table([f"http://127.0.0.1:{9000 + i}" for i in range(10)])
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from shardstack.common.latency import parse_latency
-from shardstack.common.validation import InvalidInput
 from shardstack.launcher.plan import GATEWAY_CONFIG, StackConfig, plan
+from shardstack_kernel.latency import parse_latency
+from shardstack_kernel.validation import InvalidInput
 
 PYTHON = Path(sys.executable)
 NOT_EXECUTABLE = Path(__file__)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from shard_sim.active_faults import MAX_ACTIVE_FAULTS, ActiveFaults
-from shardstack.common.faults import parse_fault
-from shardstack.common.validation import Conflict
+from shardstack_kernel.faults import parse_fault
+from shardstack_kernel.validation import Conflict
 
 
 class FakeClock:

@@ -16,7 +16,7 @@ import pytest
 from shard_sim.capacity import Capacity, Order, Overflow, parse_capacity
 from shard_sim.capacity import spec as capacity_spec
 from shardstack.bench.exposition import Samples
-from shardstack.common.validation import InvalidInput
+from shardstack_kernel.validation import InvalidInput
 from tests.support import ADMIN, ShardProcess, StartShard, assert_problem
 
 

@@ -11,8 +11,8 @@ import pytest
 from shard_sim.active_faults import ActiveFaults
 from shard_sim.decisions import Decisions
 from shard_sim.draws import KeyedRandom
-from shardstack.common.faults import parse_fault
-from shardstack.common.validation import InvalidInput
+from shardstack_kernel.faults import parse_fault
+from shardstack_kernel.validation import InvalidInput
 
 SHARDS = 20
 REQUESTS = 4000

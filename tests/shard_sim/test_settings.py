@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from shard_sim.settings import ShardSettings
-from shardstack.common.latency import LognormalLatency
+from shardstack_kernel.latency import LognormalLatency
 
 
 def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,11 +10,11 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from shardstack.common.faults.kind import Fault
-from shardstack.common.faults.kinds import FAULT_KINDS
-from shardstack.common.latency import EmpiricalLatency, files_context
-from shardstack.common.latency_file import LatencyFiles
-from shardstack.common.validation import FieldError, InvalidInput, field_errors
+from shardstack_kernel.faults.kind import Fault
+from shardstack_kernel.faults.kinds import FAULT_KINDS
+from shardstack_kernel.latency import EmpiricalLatency, files_context
+from shardstack_kernel.latency_file import LatencyFiles
+from shardstack_kernel.validation import FieldError, InvalidInput, field_errors
 
 # Carries faults for one request (`KIND key=value ...; KIND ...`); honoured with the admin
 # token only. Clients send it to the gateway as `SELECTOR KIND key=value ...; ...`.

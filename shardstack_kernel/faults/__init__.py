@@ -17,10 +17,10 @@ rolls its probability; those that fire act in this order:
 `down` acts on the data listener rather than on requests.
 """
 
-from shardstack.common.faults.answer import Answer, Wire
-from shardstack.common.faults.kind import COMMON_FIELDS, FAULT_ID_PATTERN, Fault
-from shardstack.common.faults.kinds import FAULT_KINDS
-from shardstack.common.faults.parsing import (
+from shardstack_kernel.faults.answer import Answer, Wire
+from shardstack_kernel.faults.kind import COMMON_FIELDS, FAULT_ID_PATTERN, Fault
+from shardstack_kernel.faults.kinds import FAULT_KINDS
+from shardstack_kernel.faults.parsing import (
     REQUEST_FAULT_HEADER,
     parse_fault,
     parse_fault_words,

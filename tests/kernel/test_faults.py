@@ -7,14 +7,14 @@ import random
 
 import pytest
 
-from shardstack.common.faults import (
+from shardstack_kernel.faults import (
     FAULT_KINDS,
     Answer,
     parse_fault,
     parse_fault_words,
 )
-from shardstack.common.faults.parsing import parse_request_fault
-from shardstack.common.validation import InvalidInput
+from shardstack_kernel.faults.parsing import parse_request_fault
+from shardstack_kernel.validation import InvalidInput
 
 
 def test_every_kind_parses_from_json_and_words_and_round_trips() -> None:

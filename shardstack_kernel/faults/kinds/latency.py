@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field, WithJsonSchema, field_serializer
 
-from shardstack.common.faults.kind import Fault
-from shardstack.common.latency import LATENCY_SPEC_SCHEMA, LatencyModel, Millis, parse_latency_spec
+from shardstack_kernel.faults.kind import Fault
+from shardstack_kernel.latency import LATENCY_SPEC_SCHEMA, LatencyModel, Millis, parse_latency_spec
 
 
 class LatencyFault(Fault):

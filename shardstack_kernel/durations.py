@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from shardstack.common.validation import InvalidInput
+from shardstack_kernel.validation import InvalidInput
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")

@@ -32,8 +32,8 @@ from pydantic import (
     model_validator,
 )
 
-from shardstack.common.latency_file import LatencyFiles
-from shardstack.common.validation import InvalidInput, not_below
+from shardstack_kernel.latency_file import LatencyFiles
+from shardstack_kernel.validation import InvalidInput, not_below
 
 _STANDARD_NORMAL = NormalDist()
 # No single draw may sleep longer than a day: keeps heavy tails finite and timers sane.
@@ -259,7 +259,7 @@ class PercentilesLatency(_Model):
 
 
 class EmpiricalLatency(_Model):
-    """Delays resampled from observed ones in a file (shardstack/common/latency_file.py):
+    """Delays resampled from observed ones in a file (shardstack_kernel/latency_file.py):
     one latency a line, each equally likely; or a histogram's cumulative buckets, a draw
     picking a bucket by its count and a value uniformly within it.
 

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, TypeAdapter
 
-from shardstack.common.faults.kinds import FAULT_KINDS
+from shardstack_kernel.faults.kinds import FAULT_KINDS
 
 
 def fault_schemas(

@@ -9,8 +9,8 @@ from typing import Literal
 import orjson
 from pydantic import Field
 
-from shardstack.common.faults.answer import Answer
-from shardstack.common.faults.kind import Fault
+from shardstack_kernel.faults.answer import Answer
+from shardstack_kernel.faults.kind import Fault
 
 
 class ErrorFault(Fault):

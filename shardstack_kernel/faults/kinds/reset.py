@@ -8,8 +8,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from shardstack.common.faults.answer import Answer, Wire
-from shardstack.common.faults.kind import Fault
+from shardstack_kernel.faults.answer import Answer, Wire
+from shardstack_kernel.faults.kind import Fault
 
 # Time for the client to read the partial answer before the reset arrives, as it
 # would from a server that crashed mid-write.

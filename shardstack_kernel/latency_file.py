@@ -24,7 +24,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from shardstack.common.validation import InvalidInput
+from shardstack_kernel.validation import InvalidInput
 
 # Bounds on what one file costs a shard (200,000 lines: about 0.3 s of a thread, and
 # 60 MB at the peak of parsing, measured with tracemalloc; a shard in compose has 128 MiB).

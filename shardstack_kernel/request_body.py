@@ -8,7 +8,7 @@ import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
-from shardstack.common.validation import InvalidInput
+from shardstack_kernel.validation import InvalidInput
 
 DEFAULT_BODY_LIMIT = 64 * 1024
 # How deep any input the APIs take may nest: a JSON body, a scenario file's YAML.

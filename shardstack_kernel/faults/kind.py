@@ -23,8 +23,8 @@ from typing import Annotated, Any, ClassVar, Self
 
 from pydantic import ConfigDict, Field, model_validator
 
-from shardstack.common.faults.answer import Answer
-from shardstack.common.faults.schedule import Schedule
+from shardstack_kernel.faults.answer import Answer
+from shardstack_kernel.faults.schedule import Schedule
 
 FAULT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 FaultId = Annotated[str, Field(pattern=FAULT_ID_PATTERN)]

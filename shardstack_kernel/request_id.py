@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from shardstack.common.validation import InvalidInput
+from shardstack_kernel.validation import InvalidInput
 
 REQUEST_ID_HEADER = "x-request-id"
 ATTEMPT_HEADER = "x-shardstack-attempt"

@@ -8,9 +8,9 @@ from statistics import quantiles
 
 import pytest
 
-from shardstack.common.latency import LATENCY_MODELS, LognormalLatency, ParetoLatency, parse_latency
-from shardstack.common.latency_file import LatencyFiles
-from shardstack.common.validation import InvalidInput
+from shardstack_kernel.latency import LATENCY_MODELS, LognormalLatency, ParetoLatency, parse_latency
+from shardstack_kernel.latency_file import LatencyFiles
+from shardstack_kernel.validation import InvalidInput
 
 SAMPLES = 40_000
 

@@ -19,11 +19,11 @@ from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import ExceptionHandler
 
-from shardstack.common.validation import Conflict, FieldError, InvalidInput
+from shardstack_kernel.validation import Conflict, FieldError, InvalidInput
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
-_log = logging.getLogger("shardstack.common.problem")
+_log = logging.getLogger("shardstack_kernel.problem")
 
 
 def problem_body(status: int, detail: str, errors: Sequence[FieldError] = ()) -> bytes:

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from shardstack.common.faults import parse_request_fault
-from shardstack.common.latency import EmpiricalLatency, PercentilesLatency, parse_latency
-from shardstack.common.latency_file import MAX_BYTES, MAX_LINES, LatencyFiles
-from shardstack.common.validation import InvalidInput
+from shardstack_kernel.faults import parse_request_fault
+from shardstack_kernel.latency import EmpiricalLatency, PercentilesLatency, parse_latency
+from shardstack_kernel.latency_file import MAX_BYTES, MAX_LINES, LatencyFiles
+from shardstack_kernel.validation import InvalidInput
 
 DRAWS = 100_000
 

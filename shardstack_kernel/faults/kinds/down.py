@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, field_validator
 
-from shardstack.common.faults.kind import Fault
+from shardstack_kernel.faults.kind import Fault
 
 
 def _whole_listener_schema(schema: dict[str, Any]) -> None:

@@ -7,7 +7,7 @@ import importlib
 import pkgutil
 from collections.abc import Mapping
 
-from shardstack.common.faults.kind import Fault
+from shardstack_kernel.faults.kind import Fault
 
 
 def _load() -> Mapping[str, type[Fault]]:

@@ -14,12 +14,12 @@ from pydantic import ValidationError
 
 from gateway.settings import GatewaySettings
 from shard_sim.settings import ShardSettings
-from shardstack.common.admin_token import (
+from shardstack_kernel.admin_token import (
     TOKEN_ENV,
     TOKEN_FILE_ENV,
     keep_token_file,
 )
-from shardstack.common.validation import InvalidInput
+from shardstack_kernel.validation import InvalidInput
 
 
 @pytest.fixture

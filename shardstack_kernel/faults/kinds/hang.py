@@ -8,9 +8,9 @@ from typing import Literal
 
 from pydantic import Field
 
-from shardstack.common.faults.answer import Answer, Wire, send_plainly
-from shardstack.common.faults.kind import Fault
-from shardstack.common.latency import PositiveMillis
+from shardstack_kernel.faults.answer import Answer, Wire, send_plainly
+from shardstack_kernel.faults.kind import Fault
+from shardstack_kernel.latency import PositiveMillis
 
 
 class HangFault(Fault):

@@ -7,8 +7,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from shardstack.common.faults.answer import Answer, Wire
-from shardstack.common.faults.kind import Fault
+from shardstack_kernel.faults.answer import Answer, Wire
+from shardstack_kernel.faults.kind import Fault
 
 
 class MalformedFault(Fault):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shardstack.common.durations import format_duration, parse_duration
-from shardstack.common.validation import InvalidInput
+from shardstack_kernel.durations import format_duration, parse_duration
+from shardstack_kernel.validation import InvalidInput
 
 
 @pytest.mark.parametrize(

@@ -29,7 +29,7 @@ from http import HTTPStatus
 from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from shardstack.common.problem import PROBLEM_MEDIA_TYPE, problem_body
+from shardstack_kernel.problem import PROBLEM_MEDIA_TYPE, problem_body
 
 MAX_HEAD_BYTES = 16 * 1024
 # httptools buffers a header until it is whole before it is handed over; this bounds that

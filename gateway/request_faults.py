@@ -17,6 +17,8 @@ from gateway.shards import Shard, select, with_selection
 from shardstack_kernel.faults import REQUEST_FAULT_HEADER, parse_request_fault
 from shardstack_kernel.validation import InvalidInput
 
+MAX_FAULT_HEADER_CHARS = 4096
+
 
 def shard_headers(
     header: str, shards: Sequence[Shard], authorization: str

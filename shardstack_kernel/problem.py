@@ -10,9 +10,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Literal
 
 import orjson
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -24,6 +26,27 @@ from shardstack_kernel.validation import Conflict, FieldError, InvalidInput
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 _log = logging.getLogger("shardstack_kernel.problem")
+
+
+class FieldProblem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    field: str
+    reason: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details: the shape `problem_body` writes, for API documents."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["about:blank"]
+    title: str
+    status: int = Field(ge=400, le=599)
+    detail: str
+    errors: list[FieldProblem] | SkipJsonSchema[None] = Field(
+        None, description="each invalid field and why"
+    )
 
 
 def problem_body(status: int, detail: str, errors: Sequence[FieldError] = ()) -> bytes:

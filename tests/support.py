@@ -20,6 +20,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from shardstack.bench.exposition import Samples
+from shardstack_kernel.problem import Problem
 from shardstack_kernel.topology import ADMIN_PORT_OFFSET
 
 HOST = "127.0.0.1"
@@ -40,6 +41,7 @@ def assert_problem(response: Any, status: int, fields: list[str] | None = None) 
     assert response.status_code == status
     assert response.headers["content-type"] == "application/problem+json"
     problem = response.json()
+    Problem.model_validate(problem)
     assert problem["status"] == status
     assert problem["detail"]
     if fields is not None:

@@ -13,37 +13,98 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
 from gateway.admission import shed_response
+from gateway.answers import (
+    REQUEST_ID_HEADER,
+    RETRY_AFTER_HEADER,
+    Aggregate,
+    answer,
+    problem,
+)
 from gateway.overload import Overloaded
-from gateway.request_faults import shard_headers
+from gateway.request_faults import MAX_FAULT_HEADER_CHARS, shard_headers
 from gateway.results import AggregateStatus, ShardOutcome, aggregate_status
 from gateway.routes.query import known_query
-from gateway.shards import select
+from gateway.shards import MAX_SELECTOR_CHARS, select
 from gateway.state import Gateway
 from shardstack_kernel.admin_token import require_bearer
-from shardstack_kernel.request_id import checked_request_id, new_request_id
+from shardstack_kernel.request_id import (
+    MAX_REQUEST_ID_CHARS,
+    REQUEST_ID_PATTERN,
+    checked_request_id,
+    new_request_id,
+)
 from shardstack_kernel.validation import InvalidInput
 
 router = APIRouter()
 
 
 class AggregateQuery(BaseModel):
-    """The closed set of query parameters; gateway/openapi.py documents each exactly."""
+    """The closed set of query parameters (gateway/openapi.py gives this gateway's bounds)."""
 
     model_config = ConfigDict(extra="forbid")
 
     timeout_ms: int | None = Field(None, ge=1)
-    min_ok: int = Field(1, ge=0)
-    shards: str | None = Field(None, max_length=4096)
-    data: bool = False
+    min_ok: int = Field(
+        1,
+        ge=0,
+        description="fewer shards answering ok than this is a 502; at most the number of "
+        "shards `shards` selects",
+    )
+    shards: str | None = Field(None, max_length=MAX_SELECTOR_CHARS)
+    data: bool = Field(False, description="include each shard's records in the answer")
 
 
-@router.get("/api/aggregate", dependencies=[known_query(AggregateQuery)])
+_FAULT_HEADER_DESCRIPTION = (
+    "faults for this request only, 'SELECTOR KIND [key=value ...][; ...]', honoured with "
+    "GATEWAY_ALLOW_REQUEST_FAULTS and the admin token"
+)
+_REQUEST_ID_DESCRIPTION = (
+    "this aggregate's id, forwarded to every shard call (which keys its random decisions "
+    "on it); generated when absent"
+)
+
+
+@router.get(
+    "/api/aggregate",
+    dependencies=[known_query(AggregateQuery)],
+    responses={
+        200: answer(Aggregate, "status `complete` or `partial`", headers=REQUEST_ID_HEADER),
+        401: problem("X-Shardstack-Fault sent without the admin token"),
+        403: problem("X-Shardstack-Fault sent but not honoured by this gateway"),
+        422: problem("a parameter or header is invalid; `errors` names each"),
+        502: answer(
+            Aggregate,
+            "status `failed`: fewer than `min_ok` shards answered ok",
+            headers=REQUEST_ID_HEADER,
+        ),
+        503: problem(
+            "shed: the gateway is past its capacity, or this worker past its connections",
+            headers={**RETRY_AFTER_HEADER, **REQUEST_ID_HEADER},
+        ),
+    },
+)
 async def aggregate(
     query: Annotated[AggregateQuery, Query()],
     gateway: Gateway,
-    x_shardstack_fault: Annotated[str | None, Header(min_length=1, max_length=4096)] = None,
-    # Checked below (checked_request_id), so the error names what is wrong.
-    x_request_id: Annotated[str | None, Header()] = None,
+    x_shardstack_fault: Annotated[
+        str | None,
+        Header(
+            min_length=1, max_length=MAX_FAULT_HEADER_CHARS, description=_FAULT_HEADER_DESCRIPTION
+        ),
+    ] = None,
+    # Checked below (checked_request_id), so the error names what is wrong; the document
+    # still states the rule.
+    x_request_id: Annotated[
+        str | None,
+        Header(
+            description=_REQUEST_ID_DESCRIPTION,
+            json_schema_extra={
+                "minLength": 1,
+                "maxLength": MAX_REQUEST_ID_CHARS,
+                "pattern": REQUEST_ID_PATTERN,
+            },
+        ),
+    ] = None,
     # Read only with X-Shardstack-Fault, which needs the admin token.
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Response:

@@ -11,8 +11,17 @@ from gateway.state import Gateway
 router = APIRouter()
 
 
-@router.get("/metrics", include_in_schema=False)
+class PrometheusText(Response):
+    media_type = CONTENT_TYPE_LATEST
+
+
+@router.get(
+    "/metrics",
+    response_class=PrometheusText,
+    responses={200: {"description": "Prometheus text exposition format 0.0.4"}},
+)
 def metrics(gateway: Gateway) -> Response:
+    """every worker's metrics in the Prometheus text format, whichever worker answers"""
     # A plain def: FastAPI runs it in a thread, off the event loop, while it reads the
     # workers' metric files.
-    return Response(gateway.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+    return PrometheusText(gateway.metrics.exposition())

@@ -10,36 +10,70 @@ import secrets
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request, Security
 from fastapi.responses import Response
+from fastapi.security import HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
+from gateway.answers import (
+    FaultAdded,
+    FaultListing,
+    FaultRemoved,
+    FaultsCleared,
+    answer,
+    problem,
+)
 from gateway.routes.query import known_query
 from gateway.shard_admin import AdminReply
-from gateway.shards import Shard, select, select_any, with_selection
+from gateway.shards import MAX_SELECTOR_CHARS, Shard, select, select_any, with_selection
 from gateway.state import Gateway, GatewayState
 from shardstack_kernel.admin_token import require_bearer
 from shardstack_kernel.faults import FAULT_ID_PATTERN, parse_fault
 from shardstack_kernel.problem import problem_response
-from shardstack_kernel.request_body import read_json_body
+from shardstack_kernel.request_body import DEFAULT_BODY_LIMIT, read_json_body
 from shardstack_kernel.validation import FieldError, InvalidInput
+
+# For the document only (its security scheme); the check is the kernel's, on the header.
+_BEARER = HTTPBearer(
+    scheme_name="adminToken",
+    description="the admin token (SHARDSTACK_ADMIN_TOKEN), shared with the shards",
+    auto_error=False,
+)
 
 
 async def require_admin(request: Request, gateway: Gateway) -> None:
     require_bearer(request.headers.get("authorization"), gateway.admin_token)
 
 
-router = APIRouter(prefix="/admin/faults", dependencies=[Depends(require_admin)])
+ADMIN = [Security(_BEARER), Depends(require_admin)]
+UNAUTHORISED: dict[int | str, dict[str, Any]] = {401: problem("missing or wrong admin token")}
+TOO_LARGE = problem(f"the body is larger than {DEFAULT_BODY_LIMIT} bytes")
+
+router = APIRouter(prefix="/admin/faults", dependencies=ADMIN, responses=UNAUTHORISED)
 
 
 class SelectorQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    shards: str | None = Field(None, max_length=4096)
+    shards: str | None = Field(None, max_length=MAX_SELECTOR_CHARS)
 
 
-@router.post("", status_code=201)
+@router.post(
+    "",
+    status_code=201,
+    responses={
+        201: answer(FaultAdded, "every selected shard added the fault"),
+        409: answer(
+            FaultAdded,
+            "some shards already hold a fault of this id, or as many faults as they may; "
+            "the others added it; see each shard's entry",
+        ),
+        413: TOO_LARGE,
+        422: problem("the fault or its shards are invalid; no shard changed"),
+        502: answer(FaultAdded, "some shards did not add it; see each shard's entry"),
+    },
+)
 async def inject(request: Request, gateway: Gateway) -> Response:
     """Body: a fault (`{"kind": "latency", "latency": "fixed:200", ...}`) plus `shards`:
     `"all"`, `"0,3,5-7"`, `[3, 4]` or `{"random": k, "seed": s}`."""
@@ -59,11 +93,24 @@ async def inject(request: Request, gateway: Gateway) -> Response:
         # What only a shard can check (an empirical latency's file): no shard changed.
         return _relayed_problem(replies[0])
     entries = [_entry(reply, "added", "fault") for reply in replies]
-    answer = {"id": fault_id, "kind": fault.kind, "shards": entries}
-    return _json(answer, _added_status(replies))
+    added = {"id": fault_id, "kind": fault.kind, "shards": entries}
+    return _json(added, _added_status(replies))
 
 
-@router.get("", dependencies=[known_query(SelectorQuery)])
+def _each_shard(model: type[BaseModel], done: str) -> dict[int | str, dict[str, Any]]:
+    """The answers of an operation on every selected shard."""
+    return {
+        200: answer(model, done),
+        422: problem("the selector is invalid"),
+        502: answer(model, "some shards did not answer; see each shard's entry"),
+    }
+
+
+@router.get(
+    "",
+    dependencies=[known_query(SelectorQuery)],
+    responses=_each_shard(FaultListing, "the active faults, shard by shard"),
+)
 async def list_faults(query: Annotated[SelectorQuery, Query()], gateway: Gateway) -> Response:
     """Active faults, shard by shard."""
     replies = await gateway.admin.each(_selected(gateway, query), "GET", "/admin/faults")
@@ -72,7 +119,11 @@ async def list_faults(query: Annotated[SelectorQuery, Query()], gateway: Gateway
     return _json({"active": active, "shards": entries}, 200 if _all_ok(replies) else 502)
 
 
-@router.delete("", dependencies=[known_query(SelectorQuery)])
+@router.delete(
+    "",
+    dependencies=[known_query(SelectorQuery)],
+    responses=_each_shard(FaultsCleared, "every fault removed from the selected shards"),
+)
 async def clear(query: Annotated[SelectorQuery, Query()], gateway: Gateway) -> Response:
     """Remove every fault from the selected shards (default all)."""
     replies = await gateway.admin.each(_selected(gateway, query), "DELETE", "/admin/faults")
@@ -81,7 +132,16 @@ async def clear(query: Annotated[SelectorQuery, Query()], gateway: Gateway) -> R
     return _json({"cleared": cleared, "shards": entries}, 200 if _all_ok(replies) else 502)
 
 
-@router.delete("/{fault_id}", dependencies=[known_query(SelectorQuery)])
+@router.delete(
+    "/{fault_id}",
+    dependencies=[known_query(SelectorQuery)],
+    responses={
+        200: answer(FaultRemoved, "removed from every selected shard that had it"),
+        404: problem("no selected shard has a fault of this id"),
+        422: problem("the id or the selector is invalid"),
+        502: answer(FaultRemoved, "some shards failed to remove it; see `failed`"),
+    },
+)
 async def remove(
     # Checked before it goes into the shards' URLs.
     fault_id: Annotated[str, Path(pattern=FAULT_ID_PATTERN)],

@@ -11,6 +11,7 @@ import orjson
 from fastapi import APIRouter
 from fastapi.responses import Response
 
+from gateway.answers import Health, Readiness, answer
 from gateway.shard_health import shard_health
 from gateway.shards import zones_of
 from gateway.state import Gateway
@@ -18,14 +19,20 @@ from gateway.state import Gateway
 router = APIRouter()
 
 
-@router.get("/healthz")
+@router.get("/healthz", responses={200: answer(Health, "this worker is alive")})
 async def healthz() -> Response:
     return Response(
         orjson.dumps({"status": "ok", "pid": os.getpid()}), media_type="application/json"
     )
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    responses={
+        200: answer(Readiness, "every shard answered its health check, in its zone"),
+        503: answer(Readiness, "some shards are unreachable or in another zone"),
+    },
+)
 async def readyz(gateway: Gateway) -> Response:
     timeout_s = gateway.settings.ready_timeout_ms / 1000.0
     checks = await asyncio.gather(

@@ -6,20 +6,38 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from gateway import scenarios
-from gateway.routes.faults import require_admin
+from gateway.answers import ScenarioPlan, ScenarioText, answer, problem
+from gateway.routes.faults import ADMIN, TOO_LARGE, UNAUTHORISED
 from gateway.shards import zones_of
 from gateway.state import Gateway
 from shardstack_kernel.request_body import read_json_body
 from shardstack_kernel.validation import InvalidInput
 
-router = APIRouter(prefix="/admin/scenarios", dependencies=[Depends(require_admin)])
+router = APIRouter(prefix="/admin/scenarios", dependencies=ADMIN, responses=UNAUTHORISED)
 
 
-@router.post("/plan")
+@router.post(
+    "/plan",
+    # Read by hand (its size limit first); which text is a valid scenario no JSON Schema
+    # can say, so a body of the right shape may still be a 422 naming what is wrong.
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "a scenario file (scenarios/*.yaml), as text; whether the text "
+            "is a valid scenario for these shards only the gateway can tell (422)",
+            "content": {"application/json": {"schema": ScenarioText.model_json_schema()}},
+        }
+    },
+    responses={
+        200: answer(ScenarioPlan, "each step's moment, shards and fault; nothing injected"),
+        413: TOO_LARGE,
+        422: problem("the file is not a valid scenario, or not for these shards"),
+    },
+)
 async def plan(request: Request, gateway: Gateway) -> Response:
     """Body: `{"text": "<the scenario file, YAML>"}`."""
     body = await read_json_body(request)

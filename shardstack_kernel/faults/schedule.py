@@ -3,14 +3,23 @@ with `period_s`, switched on for `on_s` of every period (a flap), starting on.""
 
 from __future__ import annotations
 
-from typing import Annotated, Self
+from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, GetJsonSchemaHandler, model_validator
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 # A week: long enough for any experiment, short enough that a typo is not forever.
 MAX_DURATION_S = 7 * 24 * 3600.0
 
-Seconds = Annotated[float, Field(gt=0, le=MAX_DURATION_S, allow_inf_nan=False)]
+# A millisecond: the finest a duration is written (`1ms`) and a shard keeps time to.
+MIN_DURATION_S = 0.001
+
+Seconds = Annotated[float, Field(ge=MIN_DURATION_S, le=MAX_DURATION_S, allow_inf_nan=False)]
+
+
+def _a_number(field: str) -> dict[str, Any]:
+    return {"properties": {field: {"type": "number"}}, "required": [field]}
 
 
 class Schedule(BaseModel):
@@ -21,6 +30,19 @@ class Schedule(BaseModel):
         None, description="flaps: on for on_s of every period_s, starting on"
     )
     on_s: Seconds | None = Field(None, description="on part of each period; default half")
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        # The one rule between the fields a JSON Schema can state, in every kind's schema
+        # (a kind's own json_schema_extra does not replace it); the document says the
+        # other. Not `dependentRequired`: null stands for absent, and it would let
+        # `"period_s": null` pass.
+        schema = handler.resolve_ref_schema(handler(core_schema))
+        schema["if"] = _a_number("on_s")
+        schema["then"] = _a_number("period_s")
+        return schema
 
     @model_validator(mode="after")
     def _on_within_period(self) -> Self:

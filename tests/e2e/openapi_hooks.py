@@ -4,9 +4,9 @@ of it what no JSON Schema can state:
 - how to write a latency: the `shardstack-latency` format, drawn from the models' own
   parameter ranges (and a file of observed latencies, when the test names one);
 - in the examples meant to be valid, the rules between fields that the document gives
-  in words: a range runs forwards, `min_ok` is at most the shards selected, a fault's
-  `on_s` needs a longer `period_s`, and `k_of_n` is at most the shards selected and not
-  with `correlation`. Examples meant to be invalid are left as drawn;
+  in words: `min_ok` is at most the shards selected, a fault's `on_s` is shorter than
+  its `period_s`, and `k_of_n` is at most the shards selected and not with
+  `correlation`. Examples meant to be invalid are left as drawn;
 - a fault lives at least as long as the run may look for it again (a minute): one
   removes itself after `duration_s`, as documented, and is then rightly not found.
 """
@@ -14,7 +14,6 @@ of it what no JSON Schema can state:
 from __future__ import annotations
 
 import os
-import re
 from typing import Any
 
 import schemathesis
@@ -26,8 +25,6 @@ from gateway.shards import selected_ids
 # Set by test_openapi.py: the stack's zones, one per shard, and a file of latencies.
 ZONES_ENV = "SHARDSTACK_OPENAPI_ZONES"
 LATENCY_FILE_ENV = "SHARDSTACK_OPENAPI_LATENCY_FILE"
-
-_RANGE = re.compile(r"(\d+)( *- *)(\d+)")
 
 
 def _ms(low: int = 0) -> st.SearchStrategy[int]:
@@ -77,12 +74,6 @@ def _latency_spec(draw: st.DrawFn) -> str:
 schemathesis.openapi.format("shardstack-latency", _latency_spec())
 
 
-def _forwards(selector: str) -> str:
-    return _RANGE.sub(
-        lambda m: f"{min(int(m[1]), int(m[3]))}{m[2]}{max(int(m[1]), int(m[3]))}", selector
-    )
-
-
 def _selected(selector: object) -> int:
     """How many shards a selector the document allows names."""
     if isinstance(selector, str):
@@ -97,11 +88,9 @@ def _selected(selector: object) -> int:
 def _fault(body: dict[str, Any]) -> None:
     if body.get("duration_s") is not None:
         body["duration_s"] = max(body["duration_s"], 60.0)
-    if isinstance(body.get("shards"), str):
-        body["shards"] = _forwards(body["shards"])
     on_s, period_s = body.get("on_s"), body.get("period_s")
-    if on_s is not None and (period_s is None or on_s >= period_s):
-        del body["on_s"]  # on for the default half of the period, if there is one
+    if on_s is not None and period_s is not None and on_s >= period_s:
+        del body["on_s"]  # on for the default half of the period
     if body.get("k_of_n") is not None:
         body["k_of_n"] = min(body["k_of_n"], _selected(body["shards"]))
         body.pop("correlation", None)
@@ -112,10 +101,8 @@ def map_case(context: schemathesis.HookContext, case: schemathesis.Case) -> sche
     if case.meta is None or case.meta.generation.mode is not GenerationMode.POSITIVE:
         return case
     query = case.query or {}
-    if isinstance(query.get("shards"), str):
-        query["shards"] = _forwards(query["shards"])
-        if isinstance(query.get("min_ok"), int):
-            query["min_ok"] = min(query["min_ok"], _selected(query["shards"]))
+    if isinstance(query.get("shards"), str) and isinstance(query.get("min_ok"), int):
+        query["min_ok"] = min(query["min_ok"], _selected(query["shards"]))
     if case.method.upper() == "POST" and isinstance(case.body, dict):
         _fault(case.body)
     return case

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from shardstack_kernel.http_protocol import MAX_HEAD_BYTES
+from shardstack_kernel.problem import Problem
 from tests.e2e.stack import RunningStack, start_stack, wait_until_up
 
 
@@ -70,9 +71,8 @@ def test_an_oversized_head_is_a_431(stack: RunningStack, server: str, request_by
     status, head, body = _exchange(url, request_bytes)
     assert status == 431
     assert b"application/problem+json" in head
-    assert json.loads(body)["detail"] == (
-        f"request line and headers are larger than {MAX_HEAD_BYTES} bytes"
-    )
+    problem = Problem.model_validate_json(body)
+    assert problem.detail == f"request line and headers are larger than {MAX_HEAD_BYTES} bytes"
 
 
 @pytest.mark.parametrize("server", ["gateway", "shard"])

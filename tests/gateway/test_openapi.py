@@ -13,6 +13,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from shardstack_kernel.faults import FAULT_KINDS
+from shardstack_kernel.faults.schedule import MIN_DURATION_S
 from shardstack_kernel.topology import striped_zones
 from tests.support import ADMIN, GatewayFactory, StartShard, assert_problem
 
@@ -49,7 +50,7 @@ def test_the_parameters_are_this_gateways(document: dict[str, Any]) -> None:
     assert aggregate["timeout_ms"] == {"type": "integer", "minimum": 1, "maximum": 1234}
     assert aggregate["min_ok"]["maximum"] == SHARDS
     selector = re.compile(aggregate["shards"]["pattern"])
-    for taken in ("all", "0-2", " 1 , zone:z1", "zone:z0,2"):
+    for taken in ("all", "0-2", "2-0", " 1 , zone:z1", "zone:z0,2"):
         assert selector.fullmatch(taken), taken
     for refused in ("3", "zone:z2", "01", "1,", "all,1"):
         assert not selector.fullmatch(refused), refused
@@ -70,6 +71,29 @@ def test_the_fault_body_is_every_kind_of_the_registry(document: dict[str, Any]) 
         assert {"kind", "shards"} <= set(schema["required"])
         assert "selection" not in schema["properties"]  # the gateway's to fill in
         assert schema["additionalProperties"] is False
+
+
+def test_the_rules_a_schema_can_state_are_in_it(document: dict[str, Any]) -> None:
+    """`on_s` needs `period_s` (null is absent), a fault lasts at least a millisecond,
+    and every operation may be a 431 (the worker's head limit, before the app), a problem
+    like every error."""
+    schemas = document["components"]["schemas"]
+    for cls in FAULT_KINDS.values():
+        schema = schemas[cls.__name__]
+        number = {"type": "number"}
+        assert schema["if"] == {"properties": {"on_s": number}, "required": ["on_s"]}
+        assert schema["then"] == {"properties": {"period_s": number}, "required": ["period_s"]}
+        [duration, _] = schema["properties"]["duration_s"]["anyOf"]
+        assert duration["minimum"] == MIN_DURATION_S
+    problem = {"$ref": "#/components/schemas/Problem"}
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            responses = operation["responses"]
+            assert responses["431"]["content"] == {"application/problem+json": {"schema": problem}}
+            for response in responses.values():
+                for media_type, media in response.get("content", {}).items():
+                    is_problem = media["schema"] == problem
+                    assert is_problem is (media_type == "application/problem+json")
 
 
 def test_the_document_says_which_operations_need_the_bearer_token(
@@ -130,6 +154,8 @@ def test_the_same_fault_id_twice_is_a_409_and_leaves_the_first(gateway: TestClie
         ({"kind": "error", "shards": "all", "content_type": "text/plain\r\nx: 1"}, "content_type"),
         ({"kind": "latency", "shards": "all", "latency": {"model": "fixed", "ms": 5}}, "latency"),
         ({"kind": "error", "shards": {"random": 1, "seed": 2**64}}, "shards.seed"),
+        ({"kind": "error", "shards": "all", "on_s": 1}, "on_s"),
+        ({"kind": "error", "shards": "all", "duration_s": 1e-40}, "duration_s"),
     ],
 )
 def test_what_the_document_refuses_is_refused_and_changes_nothing(

@@ -38,11 +38,10 @@ from shard_sim.state import ShardState
 from shardstack_kernel.faults import REQUEST_FAULT_HEADER, Answer
 from shardstack_kernel.http_protocol import (
     HEAD_TOO_LARGE,
-    MAX_BUFFERED_HEAD_BYTES,
-    MAX_HEAD_BYTES,
     MAX_PIPELINED,
     PIPELINE_RESUME_AT,
     ConnectionTimeouts,
+    HeadCount,
     Phase,
 )
 from shardstack_kernel.problem import PROBLEM_MEDIA_TYPE, problem_body
@@ -117,11 +116,8 @@ class DataProtocol(asyncio.Protocol):
         self._parser = httptools.HttpRequestParser(self)
         self._transport: asyncio.Transport | None = None
         self._request = _Request()
-        self._head_bytes = 0
-        self._buffered_bytes = 0
-        self._in_head = False
+        self._head = HeadCount()
         self._in_body = False
-        self._began = False  # a request began in the data being parsed
         # When the head (of the first request: the connection) or the body began.
         self._since = self._loop.time()
         self._stopped = False  # reads nothing more; closes after the answers it owes
@@ -147,7 +143,7 @@ class DataProtocol(asyncio.Protocol):
 
     @property
     def idle(self) -> bool:
-        return not self._busy and not self._in_head and not self._in_body and not self._waiting
+        return not self._busy and not self._head.in_head and not self._in_body and not self._waiting
 
     def overdue(self, now: float, timeouts: ConnectionTimeouts) -> Phase | None:
         """The part of a request this connection has waited for too long, if any: a head
@@ -156,7 +152,7 @@ class DataProtocol(asyncio.Protocol):
             return None
         if self._in_body:
             return Phase.BODY if now - self._since > timeouts.body_s else None
-        if self._in_head or self._no_request_yet:
+        if self._head.in_head or self._no_request_yet:
             return Phase.HEAD if now - self._since > timeouts.header_s else None
         return None
 
@@ -191,8 +187,8 @@ class DataProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._stopped:
             return
-        was_in_head = self._in_head
-        self._began = False
+        head = self._head
+        head.feeding()
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -200,18 +196,16 @@ class DataProtocol(asyncio.Protocol):
             self._stop()
             return
         except httptools.HttpParserError as exc:
-            # httptools wraps what a callback raised (_count's refusal) in its own error.
+            # httptools wraps what a callback raised (the head count's refusal) in its own.
             if self._stopped:  # too many read ahead (on_message_complete)
                 return
-            if self._head_bytes > MAX_HEAD_BYTES:
+            if head.too_large:
                 self._refuse_and_close(431, HEAD_TOO_LARGE)
             else:
                 self._refuse_and_close(400, f"not a valid HTTP/1.1 request: {exc}")
             return
-        if self._in_head and was_in_head and not self._began:  # all of `data` is this head's
-            self._buffered_bytes += len(data)
-            if self._buffered_bytes > MAX_BUFFERED_HEAD_BYTES:
-                self._refuse_and_close(431, HEAD_TOO_LARGE)
+        if head.buffered_too_much(len(data)):
+            self._refuse_and_close(431, HEAD_TOO_LARGE)
 
     def pause_writing(self) -> None:
         self._can_write.clear()
@@ -224,20 +218,18 @@ class DataProtocol(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self._request = _Request()
-        self._head_bytes = self._buffered_bytes = 0
-        self._in_head = True
-        self._began = True
+        self._head.begin()
         if self._no_request_yet:
             self._no_request_yet = False  # its head's time runs from the connection
         else:
             self._since = self._loop.time()
 
     def on_url(self, url: bytes) -> None:
-        self._count(len(url))
+        self._head.add(len(url))
         self._request.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._count(len(name) + len(value) + 4)
+        self._head.add(len(name) + len(value) + 4)
         name = name.lower()
         if name == b"authorization":
             self._request.authorization = value.decode("latin-1")
@@ -249,7 +241,7 @@ class DataProtocol(asyncio.Protocol):
             self._request.fault_header = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
-        self._in_head = False
+        self._head.end()
         self._in_body = True
         self._since = self._loop.time()
         request = self._request
@@ -271,11 +263,6 @@ class DataProtocol(asyncio.Protocol):
             self._stop()
             raise _PipelineFull  # stops the parser in the data it is reading
         self._next()
-
-    def _count(self, size: int) -> None:
-        self._head_bytes += size
-        if self._head_bytes > MAX_HEAD_BYTES:
-            raise _HeadTooLarge
 
     # Answering, one request at a time
 
@@ -490,10 +477,6 @@ class DataProtocol(asyncio.Protocol):
 
     async def drained(self) -> None:
         await self._can_write.wait()
-
-
-class _HeadTooLarge(Exception):
-    pass
 
 
 class _PipelineFull(Exception):

@@ -83,8 +83,50 @@ def closing(answer: tuple[bytes, bytes]) -> bytes:
 _HEAD_TOO_LARGE_ANSWER = closing(problem_answer(431, HEAD_TOO_LARGE))
 
 
-class _HeadTooLarge(Exception):
-    pass
+class HeadTooLarge(Exception):
+    """Raised in a parser callback: the request's head passed `MAX_HEAD_BYTES`."""
+
+
+class HeadCount:
+    """The size of the request head being parsed, for both protocols: counted exactly from
+    the parser's callbacks (`begin`, then `add` for the line and each header, `end`), and,
+    coarsely, the bytes that arrived while one head stayed incomplete (`feeding`, then
+    `buffered_too_much` after the parser has had them), which httptools holds unseen
+    until a header is whole."""
+
+    __slots__ = ("_buffered", "_size", "_was_in_head", "began", "in_head")
+
+    def __init__(self) -> None:
+        self._size = self._buffered = 0
+        self.in_head = self._was_in_head = False
+        self.began = False  # a request began in the data being parsed
+
+    def feeding(self) -> None:
+        self._was_in_head = self.in_head
+        self.began = False
+
+    def begin(self) -> None:
+        self._size = self._buffered = 0
+        self.in_head = self.began = True
+
+    def add(self, size: int) -> None:
+        self._size += size
+        if self._size > MAX_HEAD_BYTES:
+            raise HeadTooLarge
+
+    def end(self) -> None:
+        self.in_head = False
+
+    @property
+    def too_large(self) -> bool:
+        return self._size > MAX_HEAD_BYTES
+
+    def buffered_too_much(self, size: int) -> bool:
+        """Whether, with `size` more bytes all of one head begun before them, the head
+        has had more than `MAX_BUFFERED_HEAD_BYTES`."""
+        if self.in_head and self._was_in_head and not self.began:
+            self._buffered += size
+        return self._buffered > MAX_BUFFERED_HEAD_BYTES
 
 
 class _PipelineFull(Exception):
@@ -110,12 +152,7 @@ class HeadLimitedProtocol(HttpToolsProtocol):
     timeouts = ConnectionTimeouts()
     stopped = False  # the parser reads nothing more on this connection
 
-    _head_bytes = 0  # the current request's line and headers, counted exactly
-    _buffered_bytes = 0
-    _in_head = False
     _in_body = False
-    _began = False  # a request began in the data being parsed
-    _head_refused = False
     _pipeline_full = False
     _refused = False  # the current request was answered by the protocol; its body is ignored
     _timer: asyncio.TimerHandle | None = None
@@ -129,6 +166,7 @@ class HeadLimitedProtocol(HttpToolsProtocol):
     # Connection
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self._head = HeadCount()
         super().connection_made(transport)
         self.flow = _PipelineFlow(transport, self)
         self._arm(Phase.HEAD, self.timeouts.header_s)
@@ -141,17 +179,15 @@ class HeadLimitedProtocol(HttpToolsProtocol):
         if self.stopped:
             return
         idle = self.timeout_keep_alive_task
-        was_in_head = self._in_head
-        self._began = False
+        head = self._head
+        head.feeding()
         super().data_received(data)
         if self.transport.is_closing() or self.stopped:
             return
-        if self._in_head:
-            if was_in_head and not self._began:  # all of `data` belongs to this head
-                self._buffered_bytes += len(data)
-                if self._buffered_bytes > MAX_BUFFERED_HEAD_BYTES:
-                    self._stop(_HEAD_TOO_LARGE_ANSWER)
-                    return
+        if head.in_head:
+            if head.buffered_too_much(len(data)):
+                self._stop(_HEAD_TOO_LARGE_ANSWER)
+                return
             # A head or body left incomplete by `data` began in it (a timer already armed
             # is the first head's, from the connection): timed from now.
             if self._timer is None:
@@ -159,7 +195,7 @@ class HeadLimitedProtocol(HttpToolsProtocol):
         elif self._in_body:
             if self._timer is None:
                 self._arm(Phase.BODY, self.timeouts.body_s)
-        elif idle is not None and not self._began and self.timeout_keep_alive_task is None:
+        elif idle is not None and not head.began and self.timeout_keep_alive_task is None:
             # Bytes that began no request (stray CRLFs): still idle, since the same moment.
             self.timeout_keep_alive_task = self.loop.call_at(
                 idle.when(), self.timeout_keep_alive_handler
@@ -169,21 +205,20 @@ class HeadLimitedProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._began = True
-        self._head_bytes = self._buffered_bytes = 0
-        self._in_head = True
+        self._head.begin()
         self._refused = False
 
     def on_url(self, url: bytes) -> None:
-        self._count(len(url))
+        # Past the limit, HeadTooLarge stops the parser; uvicorn calls send_400_response.
+        self._head.add(len(url))
         super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._count(len(name) + len(value) + 4)  # ": " and CRLF
+        self._head.add(len(name) + len(value) + 4)  # ": " and CRLF
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
-        self._in_head = False
+        self._head.end()
         if self._timer_phase is Phase.HEAD:
             self._disarm()
         if len(self.pipeline) >= MAX_PIPELINED:
@@ -217,7 +252,7 @@ class HeadLimitedProtocol(HttpToolsProtocol):
     # uvicorn's hooks
 
     def send_400_response(self, msg: str) -> None:
-        if self._head_refused:
+        if self._head.too_large:
             self.logger.warning("request head over %d bytes refused", MAX_HEAD_BYTES)
             self._stop(_HEAD_TOO_LARGE_ANSWER)
         elif self._pipeline_full:
@@ -259,12 +294,6 @@ class HeadLimitedProtocol(HttpToolsProtocol):
         if answer is not None:
             self.transport.write(answer)
         self.transport.close()
-
-    def _count(self, size: int) -> None:
-        self._head_bytes += size
-        if self._head_bytes > MAX_HEAD_BYTES:
-            self._head_refused = True
-            raise _HeadTooLarge  # stops the parser; uvicorn then calls send_400_response
 
     def _arm(self, phase: Phase, delay_s: float) -> None:
         self._disarm()

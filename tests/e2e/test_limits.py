@@ -7,12 +7,13 @@ import contextlib
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from shardstack_kernel.http_protocol import MAX_HEAD_BYTES
+from shardstack_kernel.http_protocol import MAX_BUFFERED_HEAD_BYTES, MAX_HEAD_BYTES
 from shardstack_kernel.problem import Problem
 from tests.e2e.stack import RunningStack, start_stack, wait_until_up
 
@@ -27,8 +28,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
         running.stop()
 
 
-def _exchange(url: str, raw: bytes) -> tuple[int, bytes, bytes]:
-    """Send `raw` on a new connection; the status, head and body of what comes back.
+def _exchange(url: str, raw: bytes | list[bytes]) -> tuple[int, bytes, bytes]:
+    """Send `raw` (a list: its pieces, 20 ms apart) on a new connection; the status, head
+    and body of what comes back.
 
     Sent from a thread while this one reads: a server that refuses a request early
     answers, then closes with the rest unread, which resets the connection.
@@ -38,7 +40,9 @@ def _exchange(url: str, raw: bytes) -> tuple[int, bytes, bytes]:
 
         def send() -> None:
             with contextlib.suppress(OSError):
-                sock.sendall(raw)
+                for piece in [raw] if isinstance(raw, bytes) else raw:
+                    sock.sendall(piece)
+                    time.sleep(0.02)
 
         sender = threading.Thread(target=send, daemon=True)
         sender.start()
@@ -49,6 +53,10 @@ def _exchange(url: str, raw: bytes) -> tuple[int, bytes, bytes]:
         sender.join(10)
     head, _, body = received.partition(b"\r\n\r\n")
     return int(head.split(b" ", 2)[1]), head, body
+
+
+def _pieces(raw: bytes, size: int) -> list[bytes]:
+    return [raw[start : start + size] for start in range(0, len(raw), size)]
 
 
 def _get(path: str, *headers: bytes) -> bytes:
@@ -63,10 +71,14 @@ def _get(path: str, *headers: bytes) -> bytes:
         _get("/healthz", b"x-big: " + b"a" * (MAX_HEAD_BYTES + 1)),
         _get("/healthz", *(f"x-{i}: {'b' * 100}".encode() for i in range(300))),
         _get("/healthz?" + "q" * (MAX_HEAD_BYTES + 1)),
+        # A header that never ends, which the parser holds unseen: counted as it arrives.
+        _pieces(b"GET /healthz HTTP/1.1\r\nx-huge: " + b"a" * 2 * MAX_BUFFERED_HEAD_BYTES, 10_000),
     ],
-    ids=["one big header", "many headers", "long url"],
+    ids=["one big header", "many headers", "long url", "a header in pieces past the buffer"],
 )
-def test_an_oversized_head_is_a_431(stack: RunningStack, server: str, request_bytes: bytes) -> None:
+def test_an_oversized_head_is_a_431(
+    stack: RunningStack, server: str, request_bytes: bytes | list[bytes]
+) -> None:
     url = stack.gateway_url if server == "gateway" else stack.shard_url(0)
     status, head, body = _exchange(url, request_bytes)
     assert status == 431

@@ -15,11 +15,13 @@ from dataclasses import dataclass
 
 import orjson
 
+from shard_sim import effects
 from shard_sim.active_faults import ActiveFault
 from shard_sim.decisions import Decisions
+from shard_sim.effects.answer import Answer
 from shard_sim.state import ShardState
 from shardstack_kernel.admin_token import bearer_matches
-from shardstack_kernel.faults import REQUEST_FAULT_HEADER, Answer, Fault, parse_request_fault
+from shardstack_kernel.faults import REQUEST_FAULT_HEADER, Fault, parse_request_fault
 from shardstack_kernel.request_id import ATTEMPT_HEADER, checked_request_id
 from shardstack_kernel.validation import FieldError, InvalidInput
 
@@ -77,7 +79,7 @@ def prepare(
 
     delay_s = state.latency.sample_ms(decisions.stream("latency", state.rng)) / 1000.0
     for entry in acting:
-        entry.delay_s = entry.fault.delay_s(entry.rng)
+        entry.delay_s = effects.delay_s(entry.fault, entry.rng)
         delay_s += entry.delay_s
     state.metrics.delay.observe(delay_s)
 
@@ -88,7 +90,7 @@ def prepare(
     acted = []
     # Shaped in the documented order; `acting` keeps the order the delays were drawn in.
     for entry in sorted(acting, key=lambda entry: entry.fault.order):
-        if not entry.fault.shape(answer, entry.rng):
+        if not effects.shape(entry.fault, answer, entry.rng):
             continue
         acted.append(entry.fault_id)
         counter.labels(entry.fault.kind).inc()

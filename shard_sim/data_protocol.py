@@ -34,8 +34,9 @@ import orjson
 
 from shard_sim.capacity import Capacity, Overflow, Ticket
 from shard_sim.data import Prepared, Refused, prepare
+from shard_sim.effects.answer import Answer
 from shard_sim.state import ShardState
-from shardstack_kernel.faults import REQUEST_FAULT_HEADER, Answer
+from shardstack_kernel.faults import REQUEST_FAULT_HEADER
 from shardstack_kernel.http_protocol import (
     HEAD_TOO_LARGE,
     MAX_PIPELINED,

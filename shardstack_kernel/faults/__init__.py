@@ -1,6 +1,6 @@
 """The fault vocabulary: kinds a shard can inject (one module each under `kinds/`), how
 they are written, and when they are in effect. The gateway validates against it; the
-shards act on it.
+shards act on it (shard_sim/effects/, one module per kind).
 
 A fault is written as JSON (`{"kind": "error", "status": 503, "probability": 0.5}`) or,
 on the command line and in the per-request header, as words: `error status=503`. Any
@@ -17,7 +17,6 @@ rolls its probability; those that fire act in this order:
 `down` acts on the data listener rather than on requests.
 """
 
-from shardstack_kernel.faults.answer import Answer, Wire
 from shardstack_kernel.faults.kind import COMMON_FIELDS, FAULT_ID_PATTERN, Fault
 from shardstack_kernel.faults.kinds import FAULT_KINDS
 from shardstack_kernel.faults.parsing import (
@@ -32,9 +31,7 @@ __all__ = [
     "FAULT_ID_PATTERN",
     "FAULT_KINDS",
     "REQUEST_FAULT_HEADER",
-    "Answer",
     "Fault",
-    "Wire",
     "parse_fault",
     "parse_fault_words",
     "parse_request_fault",

@@ -1,12 +1,6 @@
-"""`Fault`: the fields every kind shares and the two hooks the shard calls for every
-request the fault fires on.
-
-- `delay_s(rng)`: seconds added before the answer (latency faults add up);
-- `shape(answer, rng)`: change the answer's content, or take over its delivery
-  (at most one fault delivers an answer; see `Answer.take_delivery`).
-
-A kind that acts on the shard's data listener rather than on requests (`down`) sets
-`on_listener` and needs neither hook.
+"""`Fault`: the fields every kind shares. What a kind does to a request it fires on is
+the shard's (shard_sim/effects/); a kind that acts on the shard's data listener rather
+than on requests (`down`) sets `on_listener`.
 
 Whether a fault fires on a request is decided shard by shard, unless it is correlated:
 `k_of_n` fires it on exactly k of the shards it was injected on (`selection`, which the
@@ -18,12 +12,10 @@ them.
 from __future__ import annotations
 
 import json
-import random
 from typing import Annotated, Any, ClassVar, Self
 
 from pydantic import ConfigDict, Field, model_validator
 
-from shardstack_kernel.faults.answer import Answer
 from shardstack_kernel.faults.schedule import Schedule
 
 FAULT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -113,13 +105,6 @@ class Fault(Schedule):
         default = cls.model_fields["kind"].default
         assert isinstance(default, str), f"{cls.__name__}.kind needs a Literal default"
         return default
-
-    def delay_s(self, rng: random.Random) -> float:
-        return 0.0
-
-    def shape(self, answer: Answer, rng: random.Random) -> bool:
-        """Act on `answer`; False when the fault could not act (delivery already taken)."""
-        return True
 
     def compact(self) -> dict[str, Any]:
         """The fault as JSON with only what differs from the defaults (and its kind): the

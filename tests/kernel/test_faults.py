@@ -3,13 +3,10 @@ names its field, delivery goes to the first fault in order, and flapping is a sc
 
 from __future__ import annotations
 
-import random
-
 import pytest
 
 from shardstack_kernel.faults import (
     FAULT_KINDS,
-    Answer,
     parse_fault,
     parse_fault_words,
 )
@@ -76,16 +73,6 @@ def test_words_refuse_what_is_not_key_value() -> None:
         parse_fault_words(["error", "status"])
     with pytest.raises(InvalidInput, match="missing"):
         parse_fault_words([])
-
-
-def test_only_the_first_delivery_fault_acts_and_error_combines_with_it() -> None:
-    answer = Answer(200, b'{"shard": 1}')
-    rng = random.Random(0)
-    assert parse_fault({"kind": "error", "status": 503, "retry_after_s": 2}).shape(answer, rng)
-    assert parse_fault({"kind": "hang"}).shape(answer, rng)
-    assert not parse_fault({"kind": "reset"}).shape(answer, rng)
-    assert answer.status == 503
-    assert (b"retry-after", b"2") in answer.headers
 
 
 def test_the_former_flap_kind_is_refused_with_the_form_that_replaces_it() -> None:

@@ -8,6 +8,7 @@ import statistics
 
 import pytest
 
+from shard_sim import effects
 from shard_sim.active_faults import ActiveFaults
 from shard_sim.decisions import Decisions
 from shard_sim.draws import KeyedRandom
@@ -119,7 +120,7 @@ def test_every_decision_of_a_request_is_the_same_whatever_came_before() -> None:
         decided = {}
         for index in order:
             firing = table.firing(Decisions(3, 2, f"id-{index}", 0))
-            delay = firing[0][0].fault.delay_s(firing[0][1]) if firing else 0.0
+            delay = effects.delay_s(firing[0][0].fault, firing[0][1]) if firing else 0.0
             decided[index] = (bool(firing), delay)
         return decided
 

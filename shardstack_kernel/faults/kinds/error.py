@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import random
-from http import HTTPStatus
 from typing import Literal
 
-import orjson
 from pydantic import Field
 
-from shardstack_kernel.faults.answer import Answer
 from shardstack_kernel.faults.kind import Fault
 
 
@@ -33,24 +29,3 @@ class ErrorFault(Fault):
     retry_after_s: int | None = Field(
         None, ge=0, le=86400, description="Retry-After header, e.g. with 429 or 503"
     )
-
-    def shape(self, answer: Answer, rng: random.Random) -> bool:
-        answer.status = self.status
-        if self.body is None:
-            answer.body = orjson.dumps(
-                {"status": self.status, "title": _phrase(self.status), "detail": "injected fault"}
-            )
-            answer.content_type = "application/problem+json"
-        else:
-            answer.body = self.body.encode()
-            answer.content_type = self.content_type
-        if self.retry_after_s is not None:
-            answer.headers.append((b"retry-after", str(self.retry_after_s).encode()))
-        return True
-
-
-def _phrase(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Error"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field, WithJsonSchema, field_serializer
@@ -23,12 +22,6 @@ class LatencyFault(Fault):
         json_schema_extra={"description": f"the added delay: {LATENCY_SPEC_SCHEMA['description']}"},
     )
     jitter_ms: Millis = Field(0.0, description="plus or minus this much, uniformly")
-
-    def delay_s(self, rng: random.Random) -> float:
-        delay_ms = self.latency.sample_ms(rng)
-        if self.jitter_ms:
-            delay_ms += rng.uniform(-self.jitter_ms, self.jitter_ms)
-        return max(delay_ms, 0.0) / 1000.0
 
     @field_serializer("latency")
     def _compact(self, latency: LatencyModel) -> str:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import random
 from typing import Literal
 
 from pydantic import Field
 
-from shardstack_kernel.faults.answer import Answer, Wire
 from shardstack_kernel.faults.kind import Fault
 
 
@@ -22,23 +20,3 @@ class MalformedFault(Fault):
         "its Content-Length, then close; garbage: random bytes instead of HTTP, then close",
     )
     garbage_bytes: int = Field(64, ge=1, le=1 << 20, description="length of the garbage")
-
-    def shape(self, answer: Answer, rng: random.Random) -> bool:
-        if self.mode == "invalid_json":
-            answer.body = answer.body[: max(len(answer.body) // 2, 1)] + b"\x00}{"
-            return True
-        if self.mode == "truncated":
-            return answer.take_delivery(_truncated)
-        garbage = b"\x16\x03" + rng.randbytes(self.garbage_bytes)  # never a valid status line
-
-        async def deliver(answer: Answer, wire: Wire) -> None:
-            wire.write_raw(garbage)
-            await wire.close()
-
-        return answer.take_delivery(deliver)
-
-
-async def _truncated(answer: Answer, wire: Wire) -> None:
-    await wire.start(answer)
-    await wire.body(answer.body[: len(answer.body) // 2], more=True)
-    await wire.close()

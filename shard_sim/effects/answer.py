@@ -1,8 +1,8 @@
 """The answer a request is about to get, and the connection (`Wire`) a fault may take over
 to deliver it some other way: late, cut short, reset, or as bytes that are not HTTP.
 
-Kinds speak to `Wire`, never to a server's types, so the shard's server can change and
-every kind still acts the same; shard_sim implements it.
+Effects speak to `Wire`, never to a server's types, so the shard's server can change and
+every kind still acts the same; shard_sim/data_protocol.py implements it.
 """
 
 from __future__ import annotations

@@ -55,7 +55,7 @@ test-docker-fresh: $(BIN)/.installed
 
 # Regenerate docs/benchmarks.md and its plots (about 40 minutes; needs wrk and nginx).
 benchmarks: $(BIN)/.installed
-	$(BIN)/python benchmarks/regenerate.py $(ARGS)
+	$(BIN)/python -m benchmarks.regenerate $(ARGS)
 
 # The panel's picture in the README (docs/panel.png), taken by its browser test: under
 # load, with a fault on shard 3 (about a minute; needs chromium).

@@ -12,8 +12,8 @@ from typing import Any, NamedTuple
 
 import matplotlib
 import psutil
-import shard_cost
 
+from benchmarks import shard_cost
 from gateway.settings import GatewaySettings
 from shardstack.bench.variants import FAN_OUT_VARIANT
 from shardstack.cli.bench import TAIL_LATENCY

@@ -1,8 +1,8 @@
 """Regenerate docs/benchmarks.md and its plots: every figure from one run.
 
-    .venv/bin/python benchmarks/regenerate.py            # about 40 minutes on 2 cores
-    .venv/bin/python benchmarks/regenerate.py --quick    # shorter runs, for a look
-    .venv/bin/python benchmarks/regenerate.py --render results.json   # the page again
+    .venv/bin/python -m benchmarks.regenerate            # about 40 minutes on 2 cores
+    .venv/bin/python -m benchmarks.regenerate --quick    # shorter runs, for a look
+    .venv/bin/python -m benchmarks.regenerate --render results.json   # the page again
 
 Every run saves what it measured (results.json in its work directory, printed at the
 end), so the page can be written again from the same run without measuring anew.
@@ -22,9 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import experiments
-import page
-from experiments import ROOT, bench
+from benchmarks import experiments, page
+from benchmarks.experiments import ROOT, bench
 
 DOCS = ROOT / "docs"
 

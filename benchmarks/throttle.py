@@ -2,8 +2,8 @@
 breakers and retries"): two experiments of docs/benchmarks.md, each with
 `GATEWAY_THROTTLE_K` off and at 2, one run each, printed as that page's tables.
 
-    .venv/bin/python benchmarks/throttle.py             # about 2 minutes on 2 cores
-    .venv/bin/python benchmarks/throttle.py -d 10s
+    .venv/bin/python -m benchmarks.throttle             # about 2 minutes on 2 cores
+    .venv/bin/python -m benchmarks.throttle -d 10s
 
 - finite capacity with permits ten times the shards' (scenarios/capacity-slowdown.yaml,
   GATEWAY_SEMAPHORE_SIZE=400): the shards refuse what their queues cannot hold;
@@ -15,8 +15,14 @@ from __future__ import annotations
 
 import argparse
 
-import page
-from experiments import BROWNOUT_STACK, CAPACITY_STACK, NO_BREAKERS, open_loop, under_scenario
+from benchmarks import page
+from benchmarks.experiments import (
+    BROWNOUT_STACK,
+    CAPACITY_STACK,
+    NO_BREAKERS,
+    open_loop,
+    under_scenario,
+)
 
 THROTTLE = {"off": {}, "k=2": {"GATEWAY_THROTTLE_K": "2"}}
 LABELS = {label: f"throttling {label}" for label in THROTTLE}

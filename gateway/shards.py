@@ -88,6 +88,8 @@ def selected_ids(
     id, are `zones`), in order. Spaces may stand around each part and dash."""
     if selector is None or selector.strip(" ") == "all":
         return list(range(count))
+    if len(selector) > MAX_SELECTOR_CHARS:
+        raise InvalidInput.field(field, f"longer than {MAX_SELECTOR_CHARS} characters")
     chosen: set[int] = set()
     for part in selector.split(","):
         text = part.strip(" ")

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from gateway.settings import GatewaySettings
 from gateway.shards import (
+    MAX_SELECTOR_CHARS,
     Shard,
     select,
     selector_pattern,
@@ -54,6 +55,7 @@ def test_selector_names_exactly_these_shards(selector: str | None, ids: list[int
         ("+5", "not a shard id"),
         ("5\t", "not a shard id"),
         ("\u0665", "not a shard id"),  # a digit int() would read
+        (",".join(["1"] * 2049), "longer than 4096 characters"),
     ],
 )
 def test_bad_selectors_are_refused(selector: str, reason: str) -> None:
@@ -138,9 +140,10 @@ SELECTOR_TEXT = st.text(st.sampled_from("0123456789,- :zoneal"), max_size=14)
 @settings(max_examples=400)
 @given(data=st.data())
 def test_the_selector_pattern_is_the_grammar_select_takes(data: st.DataObject) -> None:
-    """What the document's pattern admits, `select` takes, and what it refuses, `select`
-    refuses."""
+    """What the document's pattern and length admit, `select` takes, and what they
+    refuse, `select` refuses."""
     shards = data.draw(st.sampled_from([SHARDS, ZONED]))
     pattern = selector_pattern(shards)
     drawn = data.draw(st.from_regex(pattern, fullmatch=True) | SELECTOR_TEXT)
-    assert _accepts(shards, drawn) is (re.fullmatch(pattern, drawn) is not None), drawn
+    admitted = re.fullmatch(pattern, drawn) is not None and len(drawn) <= MAX_SELECTOR_CHARS
+    assert _accepts(shards, drawn) is admitted, drawn

@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,7 +24,13 @@ pytestmark = pytest.mark.timeout(600)
 
 ROOT = Path(__file__).parents[2]
 SHARDS = 2
-PACKAGES = ("gateway", "shard_sim", "shardstack")
+# The top-level packages the wheel is made of, as pyproject.toml lists them.
+PACKAGES = [
+    pattern.removesuffix("*")
+    for pattern in tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "packages"
+    ]["find"]["include"]
+]
 
 
 @pytest.fixture(scope="module")

@@ -70,6 +70,7 @@ def prepare(
     bad or unauthorised request fault."""
     state.metrics.requests.inc()
     decisions = _decisions(state, request_id, attempt)
+    state.received.record(decisions.request_id, decisions.attempt)
     one_off = _request_faults(state, fault_header, authorization, decisions)
     acting = [
         _Acting(active.fault, active.id, rng, active)

@@ -16,6 +16,7 @@ from shard_sim.active_faults import ActiveFaults
 from shard_sim.capacity import CapacityGate
 from shard_sim.decision_log import DecisionLog
 from shard_sim.metrics import ShardMetrics
+from shard_sim.received import Received
 from shard_sim.settings import ShardSettings
 from shardstack_kernel.latency import LatencyModel
 from shardstack_kernel.latency_file import LatencyFiles
@@ -57,6 +58,7 @@ class ShardState:
     latency_files: LatencyFiles
     # Set by the admin routes on every change, to wake the listener watch.
     faults_changed: asyncio.Event = field(default_factory=asyncio.Event)
+    received: Received = field(default_factory=Received)
 
     @classmethod
     def from_settings(

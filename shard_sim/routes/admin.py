@@ -1,5 +1,5 @@
 """Runtime control of one shard, behind the admin token: its latency model, its capacity
-and its faults."""
+and its faults, and what its data port received."""
 
 from __future__ import annotations
 
@@ -119,6 +119,17 @@ async def clear_faults(request: Request) -> Response:
     return _json({"shard": state.shard_id, "cleared": removed})
 
 
+async def get_received(request: Request) -> Response:
+    """The data requests since the last reset: a count and the last request ids."""
+    state = _admin_state(request)
+    return _json({"shard": state.shard_id, **state.received.as_dict()})
+
+
+async def reset_received(request: Request) -> Response:
+    state = _admin_state(request)
+    return _json({"shard": state.shard_id, "forgotten": state.received.reset()})
+
+
 ROUTES = [
     Route("/admin/latency", get_latency, methods=["GET"]),
     Route("/admin/latency", put_latency, methods=["PUT"]),
@@ -129,4 +140,6 @@ ROUTES = [
     Route("/admin/faults", add_fault, methods=["POST"]),
     Route("/admin/faults", clear_faults, methods=["DELETE"]),
     Route("/admin/faults/{fault_id}", remove_fault, methods=["DELETE"]),
+    Route("/admin/received", get_received, methods=["GET"]),
+    Route("/admin/received", reset_received, methods=["DELETE"]),
 ]

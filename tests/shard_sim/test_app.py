@@ -10,6 +10,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from shard_sim.app import create_app
+from shard_sim.data import Refused, prepare
+from shard_sim.received import KEPT
 from shard_sim.settings import ShardSettings
 from tests.support import ADMIN, ADMIN_TOKEN, assert_problem
 
@@ -111,3 +113,24 @@ def test_unknown_route_and_method_answer_in_the_problem_shape(shard: TestClient)
     assert_problem(shard.get("/nope"), 404)
     assert_problem(shard.get("/data"), 404)  # the data port's, not the admin port's
     assert_problem(shard.post("/admin/latency"), 405)
+
+
+def test_received_counts_the_data_requests_and_keeps_the_last_ids(shard: TestClient) -> None:
+    state = shard.app.state.shard  # type: ignore[attr-defined]
+    for number in range(KEPT + 6):
+        prepare(state, None, None, f"id-{number}", "1" if number % 2 else None)
+    with pytest.raises(Refused):
+        prepare(state, None, None, "bad id", None)  # refused: not received
+
+    wrong = {"authorization": "Bearer not-the-token-0123456789"}
+    assert shard.get("/admin/received", headers=wrong).status_code == 401
+    assert shard.delete("/admin/received", headers=wrong).status_code == 401
+    received = shard.get("/admin/received").json()
+    assert received["calls"] == KEPT + 6
+    assert len(received["recent"]) == KEPT
+    assert received["recent"][0] == {"request_id": "id-6", "attempt": 0}
+    assert received["recent"][-1] == {"request_id": f"id-{KEPT + 5}", "attempt": 1}
+
+    forgotten = shard.delete("/admin/received").json()
+    assert forgotten == {"shard": 3, "forgotten": KEPT + 6}
+    assert shard.get("/admin/received").json() == {"shard": 3, "calls": 0, "recent": []}

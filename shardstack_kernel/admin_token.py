@@ -112,7 +112,7 @@ def keep_token_file(token_file: Path, given: str | None) -> tuple[str, bool]:
         problem = _length_problem(given)
         if problem:
             raise ValueError(f"{TOKEN_ENV} {problem}")
-        _write_private(token_file, given)
+        write_private(token_file, given)
         return given, False
     try:
         kept = token_file.read_text(encoding="utf-8").strip()
@@ -121,11 +121,11 @@ def keep_token_file(token_file: Path, given: str | None) -> tuple[str, bool]:
     if kept:
         return kept, False
     token = new_token()
-    _write_private(token_file, token)
+    write_private(token_file, token)
     return token, True
 
 
-def _write_private(path: Path, text: str) -> None:
+def write_private(path: Path, text: str) -> None:
     # Whole or not at all: readers never see half a token.
     partial = path.with_name(f".{path.name}.partial")
     descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -177,7 +177,7 @@ async def calibrate(
     models = tuple(shard.latency for shard in stack.shards)
     predicted = predicted_slowest(models)
     layers = Layers()
-    spec = stack.gateway_spec
+    spec = stack.gateway_process
     async with lab(stack, spec, log_dir, echo) as running, running.serving(spec) as server:
         echo(f"calibrate: {plan.describe()}, {plan.duration_s:g}s after {plan.warmup_s:g}s")
         result = await measure("gateway", plan, server, tick, running.shards, layers.read)

@@ -44,7 +44,7 @@ def _gateway(name: str, defences: bool = False, **settings: str) -> Callable[[St
         settings = {**_FAN_OUT_ONLY, **settings}
 
     def spec(stack: Stack) -> ProcessSpec:
-        gateway_spec = stack.gateway_spec
+        gateway_spec = stack.gateway_process
         env = {**gateway_spec.env, **{f"GATEWAY_{key.upper()}": v for key, v in settings.items()}}
         return dataclasses.replace(gateway_spec, name=name, env=env)
 
@@ -68,7 +68,7 @@ def _app(
             "--bind", settings.bind,
             "--log-level", "warning",
         )  # fmt: skip
-        gateway_spec = stack.gateway_spec
+        gateway_spec = stack.gateway_process
         return ProcessSpec(name, argv, env, gateway_spec.ready_url, gateway_spec.ports)
 
     return spec

@@ -18,10 +18,12 @@ from shardstack.cli.options import (
     stack_options,
 )
 from shardstack.launcher import run as launcher
+from shardstack.launcher.fleet_file import FLEET_FILE_NAME
 from shardstack.launcher.plan import StackConfig, plan
 from shardstack.launcher.prometheus import find_binary as find_prometheus
 from shardstack_kernel import topology
 from shardstack_kernel.latency import LatencyModel
+from shardstack_kernel.validation import InvalidInput
 
 
 @click.command()
@@ -95,6 +97,19 @@ from shardstack_kernel.latency import LatencyModel
 )
 @click.option("--no-prometheus", is_flag=True, help="Run no Prometheus.")
 @click.option(
+    "--shards-only",
+    is_flag=True,
+    help="Run the shards (and Prometheus) without the gateway, to put a service of your "
+    "own in its place; their URLs are printed and in the fleet file.",
+)
+@click.option(
+    "--fleet-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where to write the shards' URLs and the admin token (JSON, owner-only) once they "
+    f"are ready; removed at stop. Default: {FLEET_FILE_NAME} in the log directory.",
+)
+@click.option(
     "--prometheus-port",
     type=click.IntRange(1, 65535),
     default=topology.PROMETHEUS_PORT,
@@ -120,6 +135,8 @@ def up(
     prometheus_binary: Path | None,
     no_prometheus: bool,
     prometheus_port: int,
+    shards_only: bool,
+    fleet_file: Path | None,
 ) -> None:
     """Run shards and the gateway on this machine until Ctrl-C.
 
@@ -129,6 +146,8 @@ def up(
     """
     if no_prometheus and prometheus_binary is not None:
         raise click.UsageError("--prometheus and --no-prometheus exclude each other")
+    if shards_only:
+        _refuse_gateway_options()
     searched = not no_prometheus and prometheus_binary is None
     if searched:
         prometheus_binary = find_prometheus()
@@ -147,6 +166,7 @@ def up(
             zones=zones,
             decision_log=None if decision_log is None else decision_log.resolve(),
             allow_request_faults=allow_request_faults,
+            gateway=not shards_only,
             prometheus=prometheus_binary,
             prometheus_port=prometheus_port,
         )
@@ -156,10 +176,27 @@ def up(
             "no `prometheus` on PATH: running without it "
             "(Debian: apt-get install prometheus; or --prometheus PATH)"
         )
+    if fleet_file is not None and not fleet_file.parent.is_dir():
+        raise InvalidInput.field("--fleet-file", f"{fleet_file.parent} is not a directory")
     if log_dir is None:
         log_dir = Path(tempfile.mkdtemp(prefix="shardstack-"))
     log_dir.mkdir(parents=True, exist_ok=True)
-    asyncio.run(launcher.run(stack, log_dir, startup_timeout, progress))
+    fleet_file = (fleet_file or log_dir / FLEET_FILE_NAME).resolve()
+    asyncio.run(launcher.run(stack, log_dir, startup_timeout, progress, fleet_file))
+
+
+_GATEWAY_OPTIONS = {
+    "port": "--port",
+    "workers": "--workers",
+    "allow_request_faults": "--allow-request-faults",
+}
+
+
+def _refuse_gateway_options() -> None:
+    context = click.get_current_context()
+    for name, flag in _GATEWAY_OPTIONS.items():
+        if context.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE:
+            raise click.UsageError(f"{flag} sets the gateway, which --shards-only does not run")
 
 
 def progress(line: str) -> None:

@@ -65,29 +65,37 @@ class StackConfig:
     # Where every shard appends its decisions (SHARD_DECISION_LOG).
     decision_log: Path | None = None
     allow_request_faults: bool = False
+    # False: the shards alone (`up --shards-only`), for a service of the operator's own.
+    gateway: bool = True
     prometheus: Path | None = None  # the binary; None runs no Prometheus
     prometheus_port: int = topology.PROMETHEUS_PORT
 
 
 @dataclass(frozen=True)
 class Stack:
-    """A validated plan: the gateway's settings and one process spec per child."""
+    """A validated plan: the gateway's settings (which hold the shards' table even when no
+    gateway runs) and one process spec per child."""
 
     gateway: GatewaySettings
     shards: tuple[ShardSettings, ...]
     gateway_url: str
-    specs: tuple[ProcessSpec, ...]
+    shard_specs: tuple[ProcessSpec, ...]
+    gateway_spec: ProcessSpec | None
     admin_token: str
     token_generated: bool
     prometheus: PrometheusPlan | None
 
     @property
-    def shard_specs(self) -> tuple[ProcessSpec, ...]:
-        return self.specs[:-1]
+    def gateway_process(self) -> ProcessSpec:
+        """The gateway's spec, in a plan that has one (a bench's stack always does)."""
+        if self.gateway_spec is None:
+            raise ValueError("this stack runs no gateway (--shards-only)")
+        return self.gateway_spec
 
     @property
-    def gateway_spec(self) -> ProcessSpec:
-        return self.specs[-1]
+    def specs(self) -> tuple[ProcessSpec, ...]:
+        gateway = () if self.gateway_spec is None else (self.gateway_spec,)
+        return (*self.shard_specs, *gateway)
 
 
 def plan(config: StackConfig) -> Stack:
@@ -101,7 +109,7 @@ def plan(config: StackConfig) -> Stack:
         raise InvalidInput.field(
             "--shard-base-port", f"{config.shards} shards from it would need port {last_port}"
         )
-    if config.shard_base_port <= config.gateway_port <= last_port:
+    if config.gateway and config.shard_base_port <= config.gateway_port <= last_port:
         raise InvalidInput.field(
             "--port",
             f"{config.gateway_port} is one of the shard ports {config.shard_base_port}-{last_port}",
@@ -154,8 +162,10 @@ def plan(config: StackConfig) -> Stack:
         for shard_id in range(config.shards)
     )
     gateway_url = f"http://{config.host}:{config.gateway_port}"
-    specs = [_shard_process(group, token) for group in _packs(shards, config.shards_per_process)]
-    specs.append(
+    shard_specs = tuple(
+        _shard_process(group, token) for group in _packs(shards, config.shards_per_process)
+    )
+    gateway_spec = (
         ProcessSpec(
             name=GATEWAY,
             argv=(sys.executable, "-m", "gunicorn", "-c", GATEWAY_CONFIG),
@@ -171,9 +181,12 @@ def plan(config: StackConfig) -> Stack:
             ready_url=f"{gateway_url}/readyz",
             ports=((config.host, config.gateway_port),),
         )
+        if config.gateway
+        else None
     )
     prometheus = _prometheus_plan(config, shards)
-    listeners = [(spec.name, spec.ports) for spec in specs]
+    gateway = () if gateway_spec is None else (gateway_spec,)
+    listeners = [(spec.name, spec.ports) for spec in (*shard_specs, *gateway)]
     if prometheus is not None:
         listeners.append((PROMETHEUS, ((prometheus.host, prometheus.port),)))
     _refuse_shared_ports(listeners)
@@ -181,7 +194,8 @@ def plan(config: StackConfig) -> Stack:
         gateway_settings,
         shards,
         gateway_url,
-        tuple(specs),
+        shard_specs,
+        gateway_spec,
         token,
         configured is None,
         prometheus,
@@ -243,7 +257,7 @@ def _prometheus_plan(config: StackConfig, shards: Sequence[ShardSettings]) -> Pr
         return None
     address = f"{config.host}:{config.prometheus_port}"
     scraped = scrape_config(
-        gateway=f"{config.host}:{config.gateway_port}",
+        gateway=f"{config.host}:{config.gateway_port}" if config.gateway else None,
         shards=[(shard.id, f"{shard.host}:{shard.admin_port}") for shard in shards],
         prometheus=address,
         rule_files=[str(RULES_FILE)],

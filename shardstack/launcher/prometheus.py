@@ -26,10 +26,14 @@ SCRAPE_INTERVAL = "1s"
 
 
 def scrape_config(
-    gateway: str, shards: Sequence[tuple[int, str]], prometheus: str, rule_files: Sequence[str]
+    gateway: str | None,
+    shards: Sequence[tuple[int, str]],
+    prometheus: str,
+    rule_files: Sequence[str],
 ) -> dict[str, Any]:
-    """Scrape the gateway, every shard's admin port (labelled with its id) and Prometheus
-    itself every second: short enough to watch a fault land."""
+    """Scrape the gateway (if there is one), every shard's admin port (labelled with its
+    id) and Prometheus itself every second: short enough to watch a fault land."""
+    gateways = [] if gateway is None else [job("gateway", [{"targets": [gateway]}])]
     return {
         "global": {
             "scrape_interval": SCRAPE_INTERVAL,
@@ -38,17 +42,21 @@ def scrape_config(
         },
         "rule_files": list(rule_files),
         "scrape_configs": [
-            {"job_name": "gateway", "static_configs": [{"targets": [gateway]}]},
-            {
-                "job_name": "shards",
-                "static_configs": [
+            *gateways,
+            job(
+                "shards",
+                [
                     {"targets": [address], "labels": {"shard": str(shard_id)}}
                     for shard_id, address in shards
                 ],
-            },
-            {"job_name": PROMETHEUS, "static_configs": [{"targets": [prometheus]}]},
+            ),
+            job(PROMETHEUS, [{"targets": [prometheus]}]),
         ],
     }
+
+
+def job(name: str, targets: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"job_name": name, "static_configs": targets}
 
 
 def find_binary() -> Path | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import time
 from collections import Counter
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from shardstack.control.token_store import forget_token, save_token
+from shardstack.launcher.fleet_file import FleetDescription, FleetShard
 from shardstack.launcher.plan import GATEWAY, Stack
 from shardstack.launcher.prometheus import PROMETHEUS, SCRAPE_INTERVAL
 from shardstack.launcher.supervisor import (
@@ -28,9 +30,14 @@ class _Stopped(Exception):
 
 
 async def run(
-    stack: Stack, log_dir: Path, startup_timeout_s: float, echo: Callable[[str], None]
+    stack: Stack,
+    log_dir: Path,
+    startup_timeout_s: float,
+    echo: Callable[[str], None],
+    fleet_file: Path,
 ) -> None:
-    """Run the stack until SIGINT/SIGTERM; `LaunchError` if it cannot start or the gateway dies."""
+    """Run the stack until SIGINT/SIGTERM; `LaunchError` if it cannot start or the gateway
+    dies. `fleet_file` is written once the shards are ready and removed at the end."""
     prometheus = None if stack.prometheus is None else stack.prometheus.spec(log_dir)
     check_ports_free([*stack.specs, *([prometheus] if prometheus else [])])
     stop = asyncio.Event()
@@ -46,13 +53,17 @@ async def run(
     try:
         echo(f"starting {_shards_in_processes(stack)} ...")
         await _unless_stopped(supervisor.start(stack.shard_specs, startup_timeout_s), stop)
-        echo(f"starting the gateway ({stack.gateway.workers} gunicorn workers) ...")
-        await _unless_stopped(supervisor.start([stack.gateway_spec], startup_timeout_s), stop)
+        if stack.gateway_spec is not None:
+            echo(f"starting the gateway ({stack.gateway.workers} gunicorn workers) ...")
+            await _unless_stopped(supervisor.start([stack.gateway_spec], startup_timeout_s), stop)
         if prometheus is not None:
             echo("starting Prometheus ...")
             await _unless_stopped(supervisor.start([prometheus], startup_timeout_s), stop)
-        token_file = save_token(stack.gateway_url, stack.admin_token)
-        echo(_summary(stack, log_dir, time.monotonic() - began, token_file))
+        token_file = None
+        if stack.gateway_spec is not None:
+            token_file = save_token(stack.gateway_url, stack.admin_token)
+        _describe(stack, decision_log).write(fleet_file)
+        echo(_summary(stack, log_dir, time.monotonic() - began, token_file, fleet_file))
         await _watch(supervisor, stop, echo)
     except _Stopped:
         pass
@@ -61,10 +72,17 @@ async def run(
         grace_s = stack.gateway.graceful_timeout_s + 5.0
         shard_names = [spec.name for spec in stack.shard_specs]
         count = await supervisor.stop([[GATEWAY], shard_names, [PROMETHEUS]], grace_s)
-        forget_token(stack.gateway_url)
+        _forget(stack, fleet_file)
         echo(f"stopped {count} processes")
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+
+
+def _forget(stack: Stack, fleet_file: Path) -> None:
+    """What the stack left for its clients points at nothing once it stops."""
+    fleet_file.unlink(missing_ok=True)
+    if stack.gateway_spec is not None:
+        forget_token(stack.gateway_url)
 
 
 async def _unless_stopped(work: Awaitable[_T], stop: asyncio.Event) -> _T:
@@ -90,32 +108,66 @@ async def _watch(supervisor: Supervisor, stop: asyncio.Event, echo: Callable[[st
             echo(f"{child.describe_exit()}; the gateway now reports that shard as failed")
 
 
-def _summary(stack: Stack, log_dir: Path, took_s: float, token_file: Path) -> str:
+def _describe(stack: Stack, decision_log: Path | None) -> FleetDescription:
+    return FleetDescription(
+        shards=tuple(
+            FleetShard(
+                id=shard.id,
+                url=f"http://{shard.host}:{shard.port}",
+                admin_url=f"http://{shard.host}:{shard.admin_port}",
+                zone=shard.zone,
+            )
+            for shard in stack.shards
+        ),
+        token=stack.admin_token,
+        decision_log=decision_log,
+        pid=os.getpid(),
+    )
+
+
+def _summary(
+    stack: Stack, log_dir: Path, took_s: float, token_file: Path | None, fleet_file: Path
+) -> str:
     first, last = stack.shards[0], stack.shards[-1]
     specs = [shard.latency.spec() for shard in stack.shards]
     [(common, _)] = Counter(specs).most_common(1)
     others = [f"shard {index}: {spec}" for index, spec in enumerate(specs) if spec != common]
     latency = "; ".join([common, *others[:4]]) + ("; ..." if len(others) > 4 else "")
     settings = stack.gateway
-    return "\n".join(
-        [
-            f"shardstack is up ({took_s:.1f}s): {_shards_in_processes(stack)}, a gateway"
-            + ("" if stack.prometheus is None else " and Prometheus"),
+    parts = [_shards_in_processes(stack)]
+    parts += ["a gateway"] if stack.gateway_spec is not None else []
+    parts += ["Prometheus"] if stack.prometheus is not None else []
+    listed = ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0]
+    lines = [f"shardstack is up ({took_s:.1f}s): {listed}"]
+    if stack.gateway_spec is not None:
+        lines += [
             f"  gateway  {stack.gateway_url}  gunicorn, {settings.workers} workers; "
             f"per worker: semaphore {settings.semaphore_size}, "
             f"pool {settings.pool_max_connections} connections",
             f"  panel    {stack.gateway_url}/ui  live shards, semaphore, pool and faults",
-            f"  shards   http://{first.host}:{first.port} .. :{last.port}  latency {latency}",
-            f"  admin    {first.host}:{first.admin_port} .. :{last.admin_port}  "
-            f"(shard admin ports, /metrics)",
-            f"  metrics  {_prometheus_line(stack)}",
-            f"  token    {_token_line(stack, token_file)}",
-            f"  logs     {log_dir}",
+        ]
+    lines += [
+        f"  shards   http://{first.host}:{first.port} .. :{last.port}  latency {latency}",
+        f"  admin    {first.host}:{first.admin_port} .. :{last.admin_port}  "
+        f"(shard admin ports, /metrics)",
+    ]
+    if stack.gateway_spec is None:
+        urls = ",".join(f"http://{shard.host}:{shard.port}" for shard in stack.shards)
+        lines += [
+            f"  urls     {urls}",
+            f"  fleet    {fleet_file}  (URLs and token, for shardstack.testing)",
+        ]
+    lines += [
+        f"  metrics  {_prometheus_line(stack)}",
+        f"  token    {_token_line(stack, token_file)}",
+        f"  logs     {log_dir}",
+    ]
+    if stack.gateway_spec is not None:
+        lines += [
             f"  try      curl -s {stack.gateway_url}/api/aggregate",
             "           shardstack fault inject 3 latency latency=fixed:300 --for 30s",
-            "Press Ctrl-C to stop.",
         ]
-    )
+    return "\n".join([*lines, "Press Ctrl-C to stop."])
 
 
 def _prometheus_line(stack: Stack) -> str:
@@ -128,11 +180,12 @@ def _prometheus_line(stack: Stack) -> str:
     return f"Prometheus {prometheus.url}, scraping every {SCRAPE_INTERVAL}\n           {graph}"
 
 
-def _token_line(stack: Stack, token_file: Path) -> str:
+def _token_line(stack: Stack, token_file: Path | None) -> str:
+    # Printed once, as Jupyter does; the CLI reads it from its file, a test from the fleet's.
+    saved = "in the fleet file" if token_file is None else f"saved for the CLI in {token_file}"
     if stack.token_generated:
-        # Printed once, as Jupyter does; the CLI reads it from the file.
-        return f"{stack.admin_token}  (generated; saved for the CLI in {token_file})"
-    return f"from SHARDSTACK_ADMIN_TOKEN (saved for the CLI in {token_file})"
+        return f"{stack.admin_token}  (generated; {saved})"
+    return f"from SHARDSTACK_ADMIN_TOKEN ({saved})"
 
 
 def _shards_in_processes(stack: Stack) -> str:

@@ -182,7 +182,7 @@ class Supervisor:
                 stdout=log,
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=functools.partial(_terminate_with_parent, os.getpid()),
+                preexec_fn=functools.partial(terminate_with_parent, os.getpid()),
             )
         child = _Child(spec, process, log_path)
         self._children.append(child)
@@ -197,7 +197,7 @@ async def _answers(client: httpx.AsyncClient, url: str) -> bool:
     return response.status_code == 200
 
 
-def _terminate_with_parent(parent_pid: int) -> None:
+def terminate_with_parent(parent_pid: int) -> None:
     """In the child, before exec: get SIGTERM if the launcher dies, even by SIGKILL (Linux)."""
     if sys.platform == "linux":
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)

@@ -26,13 +26,24 @@ def test_the_default_plan_is_twenty_shards_then_the_gateway() -> None:
     stack = plan(StackConfig())
     names = [spec.name for spec in stack.specs]
     assert names == [f"shard-{index:02d}" for index in range(20)] + ["gateway"]
-    assert stack.gateway_spec.argv[-2:] == ("-c", GATEWAY_CONFIG)
-    assert stack.gateway_spec.ports == (("127.0.0.1", 8000),)
+    assert stack.gateway_process.argv[-2:] == ("-c", GATEWAY_CONFIG)
+    assert stack.gateway_process.ports == (("127.0.0.1", 8000),)
     assert stack.shard_specs[3].ports == (("127.0.0.1", 9003), ("127.0.0.1", 10003))
     assert stack.shard_specs[3].env["SHARD_PORT"] == "9003"
     assert stack.gateway.shard_urls[19] == "http://127.0.0.1:9019"
     assert stack.token_generated
     assert {spec.env["SHARDSTACK_ADMIN_TOKEN"] for spec in stack.specs} == {stack.admin_token}
+
+
+def test_a_shards_only_plan_has_no_gateway_to_start_or_scrape() -> None:
+    stack = plan(StackConfig(shards=3, gateway=False, gateway_port=9001, prometheus=PYTHON))
+    assert stack.gateway_spec is None
+    assert [spec.name for spec in stack.specs] == ["shard-00", "shard-01", "shard-02"]
+    assert stack.prometheus is not None
+    jobs = [job["job_name"] for job in stack.prometheus.config["scrape_configs"]]
+    assert jobs == ["shards", "prometheus"]
+    with pytest.raises(ValueError, match="no gateway"):
+        _ = stack.gateway_process
 
 
 def test_one_shards_latency_and_the_seed_reach_that_shard_only() -> None:

@@ -20,7 +20,7 @@ from shardstack.control.token_store import save_token
     default=None,
     metavar="[PROJECT]",
     help="Read it from the running compose stack (PROJECT, else the only one) and save it "
-    "for its published gateway.",
+    "for its published gateway (or, for the shards-only profile, only print it).",
 )
 @click.option(
     "--swarm",
@@ -47,6 +47,9 @@ def token(compose: str | None, swarm: str | None, gateway: str, token: str | Non
         if compose is not None
         else read_stack_token("swarm", swarm or None)
     )
-    saved = save_token(found.gateway_url, found.token)
     click.echo(found.token)
-    click.echo(f"saved for {found.gateway_url} ({found.project}) in {saved}", err=True)
+    if found.shards_only:
+        click.echo(f"the shards of {found.project}, without a gateway, from {found.url}", err=True)
+        return
+    saved = save_token(found.url, found.token)
+    click.echo(f"saved for {found.url} ({found.project}) in {saved}", err=True)

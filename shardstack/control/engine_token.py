@@ -1,7 +1,8 @@
 """The admin token of a stack running under a Docker engine, read through the engine's
-own CLI (`docker`): from a gateway container of a compose project or swarm stack, its
-SHARDSTACK_ADMIN_TOKEN, else the file its SHARDSTACK_ADMIN_TOKEN_FILE names (the compose
-stack's generated token, the swarm secret). The `docker` command rather than an engine
+own CLI (`docker`): from a gateway container of a compose project or swarm stack (or the
+shards container of compose's shards-only profile), its SHARDSTACK_ADMIN_TOKEN, else the
+file its SHARDSTACK_ADMIN_TOKEN_FILE names (the compose stack's generated token, the
+swarm secret). The `docker` command rather than an engine
 library: it is there wherever the stack is, with the user's context and permissions."""
 
 from __future__ import annotations
@@ -32,24 +33,19 @@ class StackError(Exception):
 @dataclass(frozen=True)
 class StackToken:
     token: str
-    gateway_url: str
+    # The published gateway, or for a shards-only stack its first shard's data port.
+    url: str
     project: str
+    shards_only: bool = False
 
 
 def read_stack_token(orchestrator: Orchestrator, project: str | None) -> StackToken:
-    """The token and published gateway URL of the running stack `project` (or the only one)."""
-    label = _PROJECT_LABEL[orchestrator]
-    found = _docker(
-        "ps",
-        "--filter", f"label={ROLE_LABEL}=gateway",
-        "--filter", f"label={label}" + ("" if project is None else f"={project}"),
-        "--format", f'{{{{.ID}}}} {{{{.Label "{label}"}}}}',
-    ).splitlines()  # fmt: skip
-    containers = {
-        name: container
-        for container, _, name in (line.partition(" ") for line in found)
-        if container and name
-    }
+    """The token and published gateway URL of the running stack `project` (or the only one);
+    under compose, a shards-only stack's token and first shard URL when no gateway runs."""
+    containers = _containers(orchestrator, project, "gateway")
+    shards_only = not containers and orchestrator == "compose"
+    if shards_only:
+        containers = _containers(orchestrator, project, "shards")
     what = _WHAT[orchestrator]
     if not containers:
         named = "" if project is None else f" {project!r}"
@@ -71,20 +67,38 @@ def read_stack_token(orchestrator: Orchestrator, project: str | None) -> StackTo
             f"the gateway of {name} has neither {TOKEN_ENV} nor {TOKEN_FILE_ENV}: "
             "it made its own token, which its log shows"
         )
-    return StackToken(token, f"http://{_published(orchestrator, name, container)}", name)
+    port = topology.SHARD_BASE_PORT if shards_only else topology.GATEWAY_PORT
+    published = _published(orchestrator, name, container, port)
+    return StackToken(token, f"http://{published}", name, shards_only)
 
 
-def _published(orchestrator: Orchestrator, project: str, container: str) -> str:
+def _containers(orchestrator: Orchestrator, project: str | None, role: str) -> dict[str, str]:
+    """Running containers of `role`, by project."""
+    label = _PROJECT_LABEL[orchestrator]
+    found = _docker(
+        "ps",
+        "--filter", f"label={ROLE_LABEL}={role}",
+        "--filter", f"label={label}" + ("" if project is None else f"={project}"),
+        "--format", f'{{{{.ID}}}} {{{{.Label "{label}"}}}}',
+    ).splitlines()  # fmt: skip
+    return {
+        name: container
+        for container, _, name in (line.partition(" ") for line in found)
+        if container and name
+    }
+
+
+def _published(orchestrator: Orchestrator, project: str, container: str, port: int) -> str:
     if orchestrator == "compose":
-        address = _docker("port", container, f"{topology.GATEWAY_PORT}/tcp").split()[0]
+        address = _docker("port", container, f"{port}/tcp").split()[0]
         return address.replace("0.0.0.0:", "127.0.0.1:")
-    port = _docker(
+    ports = _docker(
         "service", "inspect", f"{project}_{SWARM_FRONT_SERVICE}",
         "--format", "{{range .Endpoint.Ports}}{{.PublishedPort}} {{end}}",
     ).split()  # fmt: skip
-    if not port:
+    if not ports:
         raise StackError(f"the swarm stack {project} publishes no gateway port")
-    return f"127.0.0.1:{port[0]}"
+    return f"127.0.0.1:{ports[0]}"
 
 
 def _docker(*args: str) -> str:

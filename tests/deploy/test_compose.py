@@ -23,9 +23,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from shardstack.testing import Fleet, Received, RecentRequest
 from shardstack_kernel.admin_token import TOKEN_ENV
+from shardstack_kernel.topology import SHARD_COUNT as SHARDS
 from tests.e2e.observe import HeldLoad, scrape, wait_for
-from tests.support import HOST, free_port, run_shardstack, wait_for_stack
+from tests.support import HOST, free_port, free_port_block, run_shardstack, wait_for_stack
 
 pytestmark = pytest.mark.timeout(func_only=True)
 
@@ -87,10 +89,11 @@ def compose(
     stack = Compose(f"shardstack-test-{uuid.uuid4().hex[:8]}", env)
     try:
         # As the compose page's line for a machine without a registry: every service but
-        # the profiles' (Grafana, from a registry only; loadgen, run on demand).
+        # the profiles' (Grafana, from a registry only; loadgen, run on demand; the
+        # shards-only fleet).
         up = stack.run("up", "-d", timeout_s=UP_TIMEOUT_S)
         assert up.returncode == 0, up.stdout + up.stderr
-        assert stack.started() == set(stack.services()) - {"grafana", "loadgen"}
+        assert stack.started() == set(stack.services()) - {"grafana", "loadgen", "shards"}
         stack.token = _read_token(stack, f"http://{HOST}:{gateway_port}")
         yield stack, f"http://{HOST}:{gateway_port}", f"http://{HOST}:{prometheus_port}"
     finally:
@@ -315,3 +318,48 @@ def _stop_under_load(stack: Compose, gateway: str) -> None:
     exit_code = subprocess.run(inspect, capture_output=True, text=True, timeout=60).stdout
     assert exit_code.strip() == "0"  # gunicorn stopped by SIGTERM, not killed at the grace
     print(f"{answered_after} requests in flight at `docker-compose stop`, all answered 200")
+
+
+def test_the_shards_only_profile_runs_the_shards_alone_for_a_service_of_ones_own(
+    stack_images: dict[str, str], tmp_path: Path
+) -> None:
+    """`docker compose --profile shards-only up shards`: the token and the shards, nothing
+    else; their ports published, their token read through the engine, `Fleet` over them."""
+    data, admin = free_port_block(SHARDS), free_port_block(SHARDS)
+    env = {
+        **{name: value for name, value in os.environ.items() if name != TOKEN_ENV},
+        **stack_images,
+        "SHARDS_DATA_PORTS": f"{data}-{data + SHARDS - 1}",
+        "SHARDS_ADMIN_PORTS": f"{admin}-{admin + SHARDS - 1}",
+        "SHARD_LATENCY": "fixed:3",
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+    }
+    side = Compose(f"shardstack-shards-{uuid.uuid4().hex[:8]}", env)
+    try:
+        up = side.run("--profile", "shards-only", "up", "-d", "shards", timeout_s=UP_TIMEOUT_S)
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert side.started() == {"token", "shards"}
+        last = f"http://{HOST}:{data + SHARDS - 1}/healthz"
+        wait_for_stack(lambda: httpx.get(last, timeout=5).status_code == 200, "the shards")
+        read = _shardstack(side, "token", "--compose", side.project)
+        assert read.returncode == 0, read.stderr
+        assert f"without a gateway, from http://{HOST}:{data}" in read.stderr
+        fleet = Fleet.attach(
+            [f"http://{HOST}:{data + n}" for n in range(SHARDS)],
+            read.stdout.strip(),
+            admin_urls=[f"http://{HOST}:{admin + n}" for n in range(SHARDS)],
+        )
+        fault = fleet.inject("6", "error", status=503)
+        assert fault.shards == (6,)
+        assert httpx.get(f"http://{HOST}:{data + 6}/data", timeout=10).status_code == 503
+        answer = httpx.get(f"http://{HOST}:{data + 7}/data", timeout=10).json()
+        assert answer["delay_ms"] == 3
+        assert fleet.received("6-7") == {
+            shard: Received(1, (RecentRequest(None, 0),)) for shard in (6, 7)
+        }
+        zones = [httpx.get(f"http://{HOST}:{admin + n}/healthz").json() for n in (2, 6)]
+        assert [zone["shard"] for zone in zones] == [2, 6]
+        assert not (tmp_path / "state" / "shardstack").exists()  # nothing saved for a CLI
+    finally:
+        down = side.run("down", "-v", "--remove-orphans")
+        assert down.returncode == 0, down.stdout + down.stderr

@@ -8,6 +8,7 @@ import random
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from shardstack_kernel.faults import Fault
@@ -177,7 +178,14 @@ def _random(
     return sorted(rng.sample(range(count), k))
 
 
-def with_selection(fault: Fault, targets: Sequence[Shard], field: str = "k_of_n") -> Fault:
+class Identified(Protocol):
+    """Anything naming a shard by its id: this table's `Shard`, a test fleet's."""
+
+    @property
+    def id(self) -> int: ...
+
+
+def with_selection(fault: Fault, targets: Sequence[Identified], field: str = "k_of_n") -> Fault:
     """A `k_of_n` fault told which shards it picks from: the ones it is sent to."""
     if fault.k_of_n is None:
         return fault

@@ -40,6 +40,7 @@ TIERS = {
 }
 _TIER_BY_FIXTURE = {
     "start_shard": "shards",
+    "shard_fleet": "shards",
     "start": "stack",
     "docker_engine": "docker",
     "browser": "browser",
@@ -48,6 +49,7 @@ _TIER_BY_FIXTURE = {
 _TIER_BY_PATH = {
     "e2e": "stack",
     "cli": "shards",
+    "testing": "shards",
     "launcher/test_supervisor.py": "shards",
     "deploy/test_files.py": "shards",
     "deploy/test_prometheus.py": "shards",

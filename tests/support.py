@@ -4,15 +4,12 @@ allocation, process start and stop, and the problem+json check."""
 from __future__ import annotations
 
 import os
-import random
 import shutil
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,8 +17,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from shardstack.bench.exposition import Samples
+from shardstack.testing import ports
 from shardstack_kernel.problem import Problem
-from shardstack_kernel.topology import ADMIN_PORT_OFFSET
 
 HOST = "127.0.0.1"
 ADMIN_TOKEN = "test-admin-token-0123456789"
@@ -63,57 +60,12 @@ def free_port() -> int:
     return free_port_block(1)
 
 
-def _is_free(port: int) -> bool:
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((HOST, port))
-        except OSError:
-            return False
-        return True
-
-
-def _ephemeral_start() -> int:
-    try:
-        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32_768  # Linux's default
-
-
-# Its own generator: pytest-randomly reseeds the global one before every test, which
-# would hand every test the same first port.
-_PORTS = random.SystemRandom()
-_LOWEST_PORT = 10_000
-# Parallel workers (pytest-xdist) draw from chunks of their own, every Nth chunk, so two
-# never race for one port; a chunk holds a stack's data ports and its admin ports.
-_CHUNK = 2 * ADMIN_PORT_OFFSET
-
-
-def _own_chunks() -> list[int]:
-    """The first port of each chunk this process may draw from."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-    index, workers = (
-        int(worker.removeprefix("gw")),
-        int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")),
-    )
-    # Below the kernel's ephemeral range: a port there that is free now can still be taken
-    # by an outgoing connection before the server under test binds it.
-    chunks = range(_LOWEST_PORT, _ephemeral_start() - _CHUNK + 1, _CHUNK)
-    return [start for number, start in enumerate(chunks) if number % workers == index]
-
-
 def free_port_block(count: int, also_at: int | None = None) -> int:
-    """The first of `count` consecutive free ports (and of `count` more from base + `also_at`)."""
-    starts = (0,) if also_at is None else (0, also_at)
-    span = max(starts) + count
-    assert span <= _CHUNK, f"{span} ports do not fit in a chunk of {_CHUNK}"
-    chunks = _own_chunks()
-    for _ in range(200):
-        chunk = _PORTS.choice(chunks)
-        base = _PORTS.randrange(chunk, chunk + _CHUNK - span + 1)
-        if all(_is_free(base + start + offset) for start in starts for offset in range(count)):
-            return base
-    raise RuntimeError(f"no block of {count} free ports found")
+    """As the fleets' own allocation (a chunk per xdist worker); a failure is the test's."""
+    try:
+        return ports.free_port_block(count, also_at)
+    except ports.NoFreePorts as exc:
+        raise AssertionError(str(exc)) from None
 
 
 def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:

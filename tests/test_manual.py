@@ -4,6 +4,7 @@ because they are generated from it at build time."""
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import os
 import re
@@ -22,6 +23,7 @@ from gateway.metrics import GatewayMetrics
 from gateway.settings import GatewaySettings
 from shard_sim.metrics import ShardMetrics
 from shard_sim.settings import ShardSettings
+from shardstack import testing
 from shardstack.cli import cli
 from shardstack.launcher.prometheus import RULES_FILE
 from shardstack_kernel.faults import FAULT_KINDS
@@ -153,3 +155,22 @@ def test_a_setting_added_in_code_is_on_the_next_build(tmp_path: Path) -> None:
     assert "<code>7</code>" in row
     assert "≥ 3, ≤ 11" in row
     assert "a setting this build alone has" in row
+
+
+def test_the_testing_api_page_holds_every_public_name_method_and_field(site: Path) -> None:
+    ids = set(re.findall(r'id="(shardstack\.testing\.[^"]+)"', _page(site, "reference/testing")))
+    for name in testing.__all__:
+        module = getattr(getattr(testing, name), "__module__", "").rpartition(".")[2]
+        assert {f"shardstack.testing.{name}", f"shardstack.testing.{module}.{name}"} & ids, name
+    public = [
+        name for cls in testing.Fleet.__mro__[:2] for name in vars(cls) if not name.startswith("_")
+    ]
+    assert len(public) > 15
+    assert [name for name in public if f"shardstack.testing.Fleet.{name}" not in ids] == []
+    fields = [
+        f"shardstack.testing.results.{result.__name__}.{field.name}"
+        for result in (testing.InjectedFault, testing.Received, testing.Decision)
+        for field in dataclasses.fields(result)
+    ]
+    assert [field for field in fields if field not in ids] == []
+    assert "shardstack.testing.pytest_plugin.shard_fleet" in ids

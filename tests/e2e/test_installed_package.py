@@ -131,3 +131,47 @@ def _wait_for(
         return condition()
 
     wait_until(up, timeout_s, "shardstack up ready")
+
+
+PROJECT_TEST = """
+import httpx
+import pytest
+
+
+def answered(urls, timeout_s):
+    \"\"\"The service under test: the shards that answered within the timeout.\"\"\"
+    found = []
+    for url in urls:
+        try:
+            httpx.get(url + "/data", timeout=timeout_s)
+        except httpx.TimeoutException:
+            continue
+        found.append(url)
+    return found
+
+
+@pytest.mark.shards(count=3, latency="fixed:5")
+def test_a_slow_shard_is_left_out(shard_fleet):
+    shard_fleet.inject(1, "latency", latency="fixed:3000", duration_s=60)
+    urls = shard_fleet.urls
+    assert answered(urls, 1.0) {relation} [urls[0], urls[2]]
+"""
+
+
+@pytest.mark.parametrize(("relation", "outcome"), [("==", "1 passed"), ("!=", "1 failed")])
+def test_the_installed_plugin_gives_a_project_of_its_own_a_shard_fleet(
+    installed: Path, tmp_path: Path, relation: str, outcome: str
+) -> None:
+    if not (installed / "pytest").exists():
+        _run(str(installed / "pip"), "install", "--quiet", "-c", str(ROOT / "constraints.txt"),
+             "pytest")  # fmt: skip
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "test_service.py").write_text(PROJECT_TEST.format(relation=relation))
+    run = subprocess.run(
+        [str(installed / "pytest"), "-p", "no:cacheprovider"],
+        cwd=project, env=_clean_env(installed, tmp_path), capture_output=True, text=True,
+        timeout=240,
+    )  # fmt: skip
+    assert outcome in run.stdout, run.stdout + run.stderr
+    assert run.returncode == (0 if relation == "==" else 1)

@@ -13,6 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from shardstack.launcher.fleet_file import FLEET_FILE_NAME
+from shardstack.testing import Fleet
 from tests.e2e.observe import scrape
 from tests.e2e.stack import (
     RunningStack,
@@ -257,3 +259,17 @@ def test_without_prometheus_on_path_the_stack_runs_and_says_so(
     assert "no `prometheus` on PATH: running without it" in stack.stderr()
     assert "metrics  no Prometheus" in stack.stderr()
     assert get(f"{stack.gateway_url}/api/aggregate").json()["status"] == "complete"
+
+
+def test_a_test_attaches_to_the_whole_stacks_shards_by_its_fleet_file(
+    stack: RunningStack,
+) -> None:
+    fleet = Fleet.attach_file(stack.stderr_path.parent / "logs" / FLEET_FILE_NAME)
+    assert fleet.urls == [stack.shard_url(shard) for shard in range(20)]
+    assert fleet.token == stack.admin_headers()["authorization"].removeprefix("Bearer ")
+    assert [shard.zone for shard in fleet.shards] == [None] * 20
+    before = fleet.received(7)[7].calls
+    get(f"{stack.shard_url(7)}/data").raise_for_status()
+    after = fleet.received(7)[7]
+    assert after.calls == before + 1
+    assert after.recent[-1].request_id is None  # asked directly, not through the gateway

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import orjson
+from pydantic import TypeAdapter, ValidationError
 
 from gateway.shards import selected_ids_any, with_selection
 from shard_sim.capacity import parse_capacity
@@ -18,6 +19,7 @@ from shard_sim.decision_log import FLUSH_S
 from shardstack.testing.errors import InvalidRequest, ShardRefused, Unauthorised
 from shardstack.testing.results import ActiveFault, Decision, InjectedFault, Received, Shard
 from shardstack_kernel.faults import parse_fault
+from shardstack_kernel.faults.kind import FaultId
 from shardstack_kernel.latency import LatencyModel, parse_latency
 from shardstack_kernel.validation import FieldError, InvalidInput
 
@@ -30,6 +32,8 @@ Selector = str | int | Sequence[int] | Mapping[str, int]
 # A decision is written at most this long after the request (the shards' flush period),
 # with a margin for a loaded machine.
 DECISIONS_SETTLE_S = FLUSH_S + 0.1
+
+_FAULT_ID: TypeAdapter[str] = TypeAdapter(FaultId)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,8 +148,10 @@ def clear(shards: Sequence[Shard], selector: Selector) -> Operation[int]:
 def remove(shards: Sequence[Shard], fault_id: str, selector: Selector) -> Operation[int]:
     """Remove one fault by id; the number of shards that held it (a shard without it is
     not an error: a fault may have expired)."""
-    if not fault_id or "/" in fault_id:
-        raise InvalidRequest.field("fault_id", f"{fault_id!r} is not a fault id")
+    try:
+        _FAULT_ID.validate_python(fault_id)
+    except ValidationError as exc:
+        raise InvalidRequest(named("fault_id", InvalidInput.from_pydantic(exc).errors)) from None
 
     def finish(replies: list[Reply]) -> int:
         return len([checked(reply) for reply in replies if reply.status != 404])

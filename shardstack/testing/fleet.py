@@ -101,6 +101,7 @@ class _Fleet:
         self._baselines: dict[int, Baseline] | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._work_dir: Path | None = None
+        self._ready_by = 0.0
 
     @classmethod
     def attach(
@@ -125,6 +126,7 @@ class _Fleet:
         fleet._launch = None
         fleet._process = None
         fleet._work_dir = None
+        fleet._ready_by = 0.0
         fleet._baselines = None
         fleet._description = FleetDescription.model_validate(
             {
@@ -194,40 +196,51 @@ class _Fleet:
             raise FleetError("the fleet is not running: use it in a `with` block or call start()")
         return self._description
 
-    def _start_processes(self) -> None:
-        if self._description is not None:
-            return
+    def _spawn(self) -> bool:
+        """Start the launcher; False if there is nothing to start (started or attached).
+        Spawned from the caller's own thread: the launcher dies with the thread that
+        started it (PR_SET_PDEATHSIG), so never from a pool's."""
+        if self._description is not None or self._process is not None:
+            return False
         launch = self._launch
         assert launch is not None  # an attached fleet is described from the start
         self._work_dir = Path(tempfile.mkdtemp(prefix="shardstack-fleet-"))
-        fleet_file = self._work_dir / FLEET_FILE_NAME
         base_port = launch.base_port
         if base_port is None:
             try:
                 base_port = free_port_block(launch.shards, topology.ADMIN_PORT_OFFSET, launch.host)
             except NoFreePorts as exc:
                 raise FleetStartError(str(exc)) from None
-        log = (self._work_dir / "launcher.log").open("wb")
-        with log:
+        with (self._work_dir / "launcher.log").open("wb") as log:
             self._process = subprocess.Popen(
-                _command(launch, base_port, self._work_dir, fleet_file),
+                _command(launch, base_port, self._work_dir, self._work_dir / FLEET_FILE_NAME),
                 env={**os.environ, TOKEN_ENV: new_token()},
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,
                 preexec_fn=functools.partial(terminate_with_parent, os.getpid()),
             )  # fmt: skip
-        deadline = time.monotonic() + launch.startup_timeout_s + 10.0
-        while not fleet_file.exists():
-            if self._process.poll() is not None:
-                raise FleetStartError(self._why_not_started())
-            if time.monotonic() > deadline:
-                self._stop_processes()
-                raise FleetStartError(
-                    f"the shards were not ready after {launch.startup_timeout_s:g}s "
-                    f"(logs: {self._work_dir})"
-                )
-            time.sleep(_POLL_S)
-        self._description = FleetDescription.read(fleet_file)
+        self._ready_by = time.monotonic() + launch.startup_timeout_s + 10.0
+        return True
+
+    def _ready(self) -> bool:
+        """Whether the spawned shards are all ready (the launcher wrote the fleet file);
+        `FleetStartError`, with nothing left running, if they cannot be."""
+        assert self._process is not None
+        assert self._work_dir is not None
+        fleet_file = self._work_dir / FLEET_FILE_NAME
+        if fleet_file.exists():
+            self._description = FleetDescription.read(fleet_file)
+            return True
+        if self._process.poll() is not None:
+            raise FleetStartError(self._why_not_started())
+        if time.monotonic() > self._ready_by:
+            self._stop_processes()
+            assert self._launch is not None
+            raise FleetStartError(
+                f"the shards were not ready after {self._launch.startup_timeout_s:g}s "
+                f"(logs: {self._work_dir})"
+            )
+        return False
 
     def _why_not_started(self) -> str:
         assert self._work_dir is not None
@@ -379,7 +392,9 @@ class Fleet(_Fleet):
     def start(self) -> None:
         """Start the shards (a started or attached fleet: nothing to do); `FleetStartError`
         if they cannot start, with nothing left running."""
-        self._start_processes()
+        if self._spawn():
+            while not self._ready():
+                time.sleep(_POLL_S)
         if self._baselines is None:
             self._baselines = self._run(control.baseline(self.shards))
 
@@ -434,6 +449,8 @@ class Fleet(_Fleet):
         return self._baselines
 
     def _run(self, operation: Operation[_T]) -> _T:
+        # One after another: on a few cores, threads made 20 shards' reset no faster
+        # (127 against 135 ms for its 80 calls).
         replies = []
         with httpx.Client(headers=self._headers(), timeout=10.0, trust_env=False) as client:
             for call in operation.calls:
@@ -460,7 +477,10 @@ class AsyncFleet(_Fleet):
         await self.stop()
 
     async def start(self) -> None:
-        await asyncio.to_thread(self._start_processes)
+        if self._spawn():
+            # A file another process writes: there is no event to await.
+            while not self._ready():  # noqa: ASYNC110
+                await asyncio.sleep(_POLL_S)
         if self._baselines is None:
             self._baselines = await self._run(control.baseline(self.shards))
 

@@ -123,6 +123,7 @@ def test_latency_and_capacity_are_set_and_reset_restores_what_was_found(clean: F
         (lambda f: f.set_latency("all", {"model": "gamma"}), "latency.model"),
         (lambda f: f.set_capacity("all", "workers=0"), "capacity.workers"),
         (lambda f: f.remove("a/b"), "fault_id"),
+        (lambda f: f.remove("x y"), "fault_id"),
     ],
 )
 def test_bad_input_raises_naming_the_field_before_any_shard_is_asked(

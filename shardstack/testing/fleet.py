@@ -93,11 +93,16 @@ class _Fleet:
     ) -> None:
         """A fleet to start on `with` (or `start()`); everything is checked here, before
         any process starts: `InvalidRequest` names the parameter at fault."""
-        self._launch: _Launch | None = _validated(
+        launch = _validated(
             shards, latency, capacity, zones, seed, base_port, shards_per_process,
             startup_timeout_s, host,
         )  # fmt: skip
-        self._description: FleetDescription | None = None
+        self._hold(launch, None)
+
+    def _hold(self, launch: _Launch | None, description: FleetDescription | None) -> None:
+        """What a fleet holds: what to start, or the description of shards attached to."""
+        self._launch = launch
+        self._description = description
         self._baselines: dict[int, Baseline] | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._work_dir: Path | None = None
@@ -116,18 +121,15 @@ class _Fleet:
         """Shards already running (compose, `shardstack up --shards-only`, another
         process): their data URLs, in id order, and the admin token. Each admin URL is
         its data URL's port + 1000 unless given. Nothing is started or stopped."""
-        if admin_urls is None:
-            admin_urls = [_port_moved(url, topology.ADMIN_PORT_OFFSET) for url in urls]
-        if len(admin_urls) != len(urls) or (zones is not None and len(zones) != len(urls)):
-            raise InvalidRequest.field("admin_urls", "one per URL, as zones")
         if not urls:
             raise InvalidRequest.field("urls", "at least one shard")
+        if admin_urls is None:
+            admin_urls = [_port_moved(url, topology.ADMIN_PORT_OFFSET) for url in urls]
+        for name, given in (("admin_urls", admin_urls), ("zones", zones)):
+            if given is not None and len(given) != len(urls):
+                raise InvalidRequest.field(name, f"{len(given)} for {len(urls)} URLs; one each")
         fleet = cls.__new__(cls)
-        fleet._launch = None
-        fleet._process = None
-        fleet._work_dir = None
-        fleet._ready_by = 0.0
-        fleet._baselines = None
+        fleet._hold(None, None)
         fleet._description = FleetDescription.model_validate(
             {
                 "shards": [

@@ -89,6 +89,12 @@ def _config_of(marker: pytest.Mark | None, config: pytest.Config, where: str) ->
                 f"{where}: @pytest.mark.{MARKER} has no {', '.join(unknown)}; "
                 f"it takes {', '.join(MARKER_KEYS)}"
             )
+        for key, value in marker.kwargs.items():
+            if value is not None and not isinstance(value, str | int):
+                raise pytest.UsageError(
+                    f"{where}: @pytest.mark.{MARKER}({key}=...) takes a string or a number, "
+                    'as the command line writes it (latency="fixed:10")'
+                )
         given |= marker.kwargs
     return FleetConfig(**given)
 

@@ -21,6 +21,7 @@ import pytest
 from shardstack.testing import (
     AsyncFleet,
     Fleet,
+    FleetError,
     FleetStartError,
     InvalidRequest,
     ShardUnreachable,
@@ -254,3 +255,30 @@ def _alive(pid: int) -> bool:
         return False
     # A zombie has exited; its parent, the launcher, may not have reaped it yet.
     return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+@pytest.mark.parametrize(
+    ("urls", "settings", "field"),
+    [
+        ([], {}, "urls"),
+        (["http://127.0.0.1"], {}, "urls"),
+        (["http://127.0.0.1:9000"], {"admin_urls": []}, "admin_urls"),
+        (["http://127.0.0.1:9000"], {"zones": ["z0", "z1"]}, "zones"),
+    ],
+)
+def test_attaching_to_what_is_not_a_fleet_is_refused_naming_the_parameter(
+    urls: list[str], settings: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(InvalidRequest) as raised:
+        Fleet.attach(urls, "any-token-0123456789", **settings)
+    assert raised.value.errors[0].field == field
+
+
+def test_a_fleet_not_started_says_so_and_a_missing_fleet_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(FleetError, match="not running: use it in a `with` block"):
+        _ = Fleet(2).urls
+    with pytest.raises(FleetError, match=f"cannot read the fleet file {tmp_path}/none.json"):
+        Fleet.attach_file(tmp_path / "none.json")
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(FleetError, match="is not a fleet file"):
+        Fleet.attach_file(tmp_path / "bad.json")

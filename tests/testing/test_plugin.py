@@ -42,19 +42,35 @@ def test_a_marked_test_gets_its_fleet_and_the_next_finds_it_reset(
     result.assert_outcomes(passed=3)
 
 
-def test_a_marker_with_an_unknown_key_stops_the_run_naming_it(pytester: pytest.Pytester) -> None:
+@pytest.mark.parametrize(
+    ("marker", "said"),
+    [
+        (
+            'count=2, latncy="fixed:1"',
+            "*@pytest.mark.shards has no latncy; it takes count, latency*",
+        ),
+        ("3", "*@pytest.mark.shards takes keywords only*"),
+        (
+            'capacity={"workers": 2}',
+            "*@pytest.mark.shards(capacity=...) takes a string or a number*",
+        ),
+    ],
+)
+def test_a_marker_it_cannot_read_stops_the_run_naming_why(
+    pytester: pytest.Pytester, marker: str, said: str
+) -> None:
     pytester.makepyfile(
-        """
+        f"""
         import pytest
 
-        @pytest.mark.shards(count=2, latncy="fixed:1")
+        @pytest.mark.shards({marker})
         def test_it(shard_fleet):
             pass
         """
     )
     result = pytester.runpytest_subprocess()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*@pytest.mark.shards has no latncy; it takes count, latency*"])
+    result.stderr.fnmatch_lines([said])
 
 
 def test_a_fleet_that_cannot_be_is_a_usage_error_naming_the_field(

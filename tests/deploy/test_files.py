@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
+from shardstack_kernel.topology import SHARD_COUNT
+
 ROOT = Path(__file__).parents[2]
 TOKEN_FILE = "/run/shardstack/admin-token"
 
@@ -77,11 +79,16 @@ def test_the_gateway_waits_for_healthy_shards_and_knows_all_of_them() -> None:
 
 
 def test_every_published_port_is_on_loopback() -> None:
-    published = [
-        port for service in _resolved()["services"].values() for port in service.get("ports", [])
-    ]
-    assert len(published) == 3
-    assert all(str(port).startswith("127.0.0.1:") for port in published), published
+    published = {
+        name: service["ports"]
+        for name, service in _resolved()["services"].items()
+        if service.get("ports")
+    }
+    # The shards-only profile's container publishes each shard's data and admin port.
+    counts = {"gateway": 1, "prometheus": 1, "grafana": 1, "shards": 2 * SHARD_COUNT}
+    assert {name: len(ports) for name, ports in published.items()} == counts
+    ports = [port for listed in published.values() for port in listed]
+    assert all(str(port).startswith("127.0.0.1:") for port in ports), ports
 
 
 def test_the_token_service_alone_sees_an_exported_token() -> None:
@@ -91,7 +98,7 @@ def test_the_token_service_alone_sees_an_exported_token() -> None:
     assert keeper["environment"] == {"SHARDSTACK_ADMIN_TOKEN": ""}  # nothing exported here
     assert keeper["volumes"] == ["admin-token:/run/shardstack:rw"]
     readers = [name for name, service in services.items() if name.startswith("shard-")]
-    for name in [*readers, "gateway"]:
+    for name in [*readers, "gateway", "shards"]:
         assert services[name]["volumes"] == ["admin-token:/run/shardstack:ro"]
 
 

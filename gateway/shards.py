@@ -34,7 +34,7 @@ class Shard:
             base_url,
             f"{base_url}/data",
             f"{base_url}/healthz",
-            _with_port_offset(base_url, admin_port_offset),
+            with_port_offset(base_url, admin_port_offset),
             zone,
         )
 
@@ -56,7 +56,7 @@ def zones_of(shards: Sequence[Shard]) -> tuple[str | None, ...] | None:
     return zones if any(zone is not None for zone in zones) else None
 
 
-def _with_port_offset(url: str, offset: int) -> str:
+def with_port_offset(url: str, offset: int) -> str:
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     host = parts.hostname or ""

@@ -61,6 +61,17 @@ def problem_body(status: int, detail: str, errors: Sequence[FieldError] = ()) ->
     return orjson.dumps(body)
 
 
+def problem_errors(body: object) -> list[FieldError]:
+    """The field errors a client reads back from a problem body (a 422's); its `detail`
+    alone when it names no field."""
+    problem = body if isinstance(body, Mapping) else {}
+    errors = [
+        FieldError(str(error.get("field", "")), str(error.get("reason", "")))
+        for error in problem.get("errors") or []
+    ]
+    return errors or [FieldError("", str(problem.get("detail") or "no detail"))]
+
+
 def problem_response(
     status: int,
     detail: str,

@@ -11,7 +11,8 @@ import httpx
 from shardstack.control.token_store import load_token, token_path
 from shardstack_kernel import topology
 from shardstack_kernel.admin_token import TOKEN_ENV
-from shardstack_kernel.validation import FieldError, InvalidInput
+from shardstack_kernel.problem import problem_errors
+from shardstack_kernel.validation import InvalidInput
 
 DEFAULT_GATEWAY = f"http://{topology.HOST}:{topology.GATEWAY_PORT}"
 GATEWAY_ENV = "SHARDSTACK_GATEWAY"
@@ -82,9 +83,5 @@ class GatewayClient:
                 f"started with (--token or {TOKEN_ENV})"
             )
         if status == 422 and isinstance(body, dict):
-            errors = body.get("errors") or []
-            raise InvalidInput(
-                [FieldError(error.get("field", ""), error.get("reason", "")) for error in errors]
-                or [FieldError("", str(detail))]
-            )
+            raise InvalidInput(problem_errors(body))
         raise GatewayError(f"{method} {path}: HTTP {status}" + (f": {detail}" if detail else ""))

@@ -10,6 +10,8 @@ import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from shardstack_kernel.admin_token import write_private
+
 
 def token_path(gateway_url: str) -> Path:
     parts = urlsplit(gateway_url)
@@ -21,9 +23,7 @@ def token_path(gateway_url: str) -> Path:
 def save_token(gateway_url: str, token: str) -> Path:
     path = token_path(gateway_url)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as file:
-        file.write(token + "\n")
+    write_private(path, token)
     return path
 
 

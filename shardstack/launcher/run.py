@@ -62,8 +62,9 @@ async def run(
         token_file = None
         if stack.gateway_spec is not None:
             token_file = save_token(stack.gateway_url, stack.admin_token)
-        _describe(stack, decision_log).write(fleet_file)
-        echo(_summary(stack, log_dir, time.monotonic() - began, token_file, fleet_file))
+        fleet = _describe(stack, decision_log)
+        fleet.write(fleet_file)
+        echo(_summary(stack, log_dir, time.monotonic() - began, token_file, fleet, fleet_file))
         await _watch(supervisor, stop, echo)
     except _Stopped:
         pass
@@ -126,7 +127,12 @@ def _describe(stack: Stack, decision_log: Path | None) -> FleetDescription:
 
 
 def _summary(
-    stack: Stack, log_dir: Path, took_s: float, token_file: Path | None, fleet_file: Path
+    stack: Stack,
+    log_dir: Path,
+    took_s: float,
+    token_file: Path | None,
+    fleet: FleetDescription,
+    fleet_file: Path,
 ) -> str:
     first, last = stack.shards[0], stack.shards[-1]
     specs = [shard.latency.spec() for shard in stack.shards]
@@ -152,9 +158,8 @@ def _summary(
         f"(shard admin ports, /metrics)",
     ]
     if stack.gateway_spec is None:
-        urls = ",".join(f"http://{shard.host}:{shard.port}" for shard in stack.shards)
         lines += [
-            f"  urls     {urls}",
+            f"  urls     {','.join(shard.url for shard in fleet.shards)}",
             f"  fleet    {fleet_file}  (URLs and token, for shardstack.testing)",
         ]
     lines += [

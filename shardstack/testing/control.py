@@ -21,6 +21,7 @@ from shardstack.testing.results import ActiveFault, Decision, InjectedFault, Rec
 from shardstack_kernel.faults import parse_fault
 from shardstack_kernel.faults.kind import FaultId
 from shardstack_kernel.latency import LatencyModel, parse_latency
+from shardstack_kernel.problem import problem_errors
 from shardstack_kernel.validation import FieldError, InvalidInput
 
 _T = TypeVar("_T")
@@ -104,11 +105,7 @@ def checked(reply: Reply) -> Any:
     if reply.status == 401:
         raise Unauthorised(f"shard {reply.call.shard.id} refused the admin token")
     if reply.status == 422:
-        errors = [
-            FieldError(str(error.get("field", "")), str(error.get("reason", "")))
-            for error in body.get("errors") or []
-        ]
-        raise InvalidRequest(errors or [FieldError("", detail)])
+        raise InvalidRequest(problem_errors(body))
     raise ShardRefused(reply.call.shard.id, reply.status, detail)
 
 

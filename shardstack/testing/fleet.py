@@ -19,9 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 
+from gateway.shards import with_port_offset
 from shard_sim.capacity import parse_capacity
 from shardstack.launcher.fleet_file import FLEET_FILE_NAME, FleetDescription
 from shardstack.launcher.plan import StackConfig, plan
@@ -345,11 +347,10 @@ def _command(launch: _Launch, base_port: int, work_dir: Path, fleet_file: Path) 
 
 
 def _port_moved(url: str, offset: int) -> str:
-    scheme, _, rest = url.rstrip("/").partition("://")
-    host, _, port = rest.rpartition(":")
-    if not port.isdigit():
+    """The gateway's admin URL of a shard, for a URL that names its port."""
+    if urlsplit(url).port is None:
         raise InvalidRequest.field("urls", f"{url!r} names no port; give admin_urls")
-    return f"{scheme}://{host}:{int(port) + offset}"
+    return with_port_offset(url.rstrip("/"), offset)
 
 
 def _reply(call: control.Call, response: httpx.Response) -> Reply:

@@ -32,7 +32,13 @@ def test_held_connections_are_each_answered_twice_and_the_stack_stays_under_a_gi
     start: StartStack,
 ) -> None:
     # Idle connections are closed after GATEWAY_KEEPALIVE_S; held ones need it longer.
-    stack = start("--latency", "fixed:1", shards=20, GATEWAY_KEEPALIVE_S="300")
+    # The claim is about connections, not the CPU: on a shared machine a neighbour can
+    # make the event loop lag, and the adaptive cap would rightly shed the aggregates past
+    # its floor of 8 (tests/e2e/test_cpu_overload.py holds that); a fixed cap of 64 here.
+    stack = start(
+        "--latency", "fixed:1", shards=20,
+        GATEWAY_KEEPALIVE_S="300", GATEWAY_LOOP_LAG_TARGET_MS="0",
+    )  # fmt: skip
     master = gunicorn_master(stack)
     port = stack.gateway_url.rsplit(":", 1)[1]
     command = [sys.executable, str(ROOT / "benchmarks" / "connections.py"),

@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,6 +90,15 @@ def run_shardstack(
         text=True,
         timeout=timeout_s,
     )
+
+
+def without_coverage(env: Mapping[str, str]) -> dict[str, str]:
+    """`env` for a process whose coverage would add nothing: a tool (schemathesis, whose
+    hooks call one selector helper the unit tests cover) or the suite's runner on the
+    suite's own files. `make unit` measures every Python process the tests start
+    (coverage.py's subprocess patch passes its settings down in this variable), and
+    tracing such a process's every call only slows it."""
+    return {name: value for name, value in env.items() if name != "COVERAGE_PROCESS_CONFIG"}
 
 
 def wait_for_stack(check: Callable[[], bool], what: str, timeout_s: float = 300) -> None:

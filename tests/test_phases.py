@@ -3,9 +3,12 @@ have the machine alone, and the runner runs both and names the slowest tests."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.support import without_coverage
 
 ROOT = Path(__file__).parents[1]
 # The suite's own cache is another run's: these leave it alone.
@@ -14,7 +17,12 @@ NO_CACHE = ("-p", "no:cacheprovider")
 
 def _run(*command: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, *command], cwd=ROOT, capture_output=True, text=True, timeout=120
+        [sys.executable, *command],
+        cwd=ROOT,
+        env=without_coverage(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

@@ -3,30 +3,43 @@ here, in `main`, as one line and a non-zero exit."""
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
 
 from shardstack import __version__
-from shardstack.cli.bench import bench
-from shardstack.cli.fault import fault
-from shardstack.cli.scenario import scenario_group
-from shardstack.cli.token import token
-from shardstack.cli.up import up
-from shardstack.control.client import GatewayError
-from shardstack.control.engine_token import StackError
-from shardstack.launcher.supervisor import LaunchError
+from shardstack.errors import OperatorError
 from shardstack_kernel.validation import InvalidInput
 
+# Each command's module, imported only when that command runs (or help lists them all):
+# `bench` alone pulls in aiohttp, httpx and the launcher, half a second that
+# `shardstack fault list` need not pay. Click's documented pattern for lazy subcommands.
+_COMMANDS = {
+    "bench": "shardstack.cli.bench:bench",
+    "fault": "shardstack.cli.fault:fault",
+    "scenario": "shardstack.cli.scenario:scenario_group",
+    "token": "shardstack.cli.token:token",
+    "up": "shardstack.cli.up:up",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in _COMMANDS:
+            return None
+        module, name = _COMMANDS[cmd_name].split(":")
+        command: click.Command = getattr(importlib.import_module(module), name)
+        return command
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="shardstack")
 def cli() -> None:
     """A shard simulator and fan-out gateway: watch and measure fan-out under stress."""
-
-
-for _command in (up, fault, scenario_group, bench, token):
-    cli.add_command(_command)
 
 
 def main() -> None:
@@ -41,7 +54,7 @@ def main() -> None:
         _fail(exc.format_message(), exc.exit_code)
     except InvalidInput as exc:
         _fail(f"invalid input: {exc}", 2)
-    except (LaunchError, GatewayError, StackError) as exc:
+    except OperatorError as exc:
         _fail(str(exc), 1)
     except OSError as exc:
         _fail(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""), 1)

@@ -8,7 +8,7 @@ from typing import Any
 import click
 import orjson
 
-from shardstack.cli.options import connect, gateway_option, token_option
+from shardstack.cli.connection import connect, gateway_option, token_option
 from shardstack_kernel.durations import format_duration, parse_duration
 from shardstack_kernel.faults import COMMON_FIELDS, FAULT_KINDS, parse_fault, parse_fault_words
 from shardstack_kernel.validation import InvalidInput

@@ -11,7 +11,6 @@ import click
 from gateway.settings import GatewaySettings
 from shard_sim.capacity import UNBOUNDED, Capacity, parse_capacity
 from shard_sim.settings import ShardSettings
-from shardstack.control.client import DEFAULT_GATEWAY, GATEWAY_ENV, GatewayClient, resolve_token
 from shardstack_kernel import topology
 from shardstack_kernel.durations import parse_duration
 from shardstack_kernel.latency import LatencyModel, parse_latency
@@ -70,26 +69,6 @@ def seconds(option: str) -> Callable[[click.Context, click.Parameter, str], floa
         return parse_duration(value, option)
 
     return convert
-
-
-gateway_option = click.option(
-    "--gateway",
-    envvar=GATEWAY_ENV,
-    default=DEFAULT_GATEWAY,
-    show_default=True,
-    help=f"Gateway URL (or {GATEWAY_ENV}), e.g. the compose stack's.",
-)
-token_option = click.option(
-    "--token",
-    default=None,
-    help="Admin token; default SHARDSTACK_ADMIN_TOKEN, else the one `shardstack up` saved.",
-)
-
-
-def connect(gateway: str, token: str | None, admin: bool = True) -> GatewayClient:
-    """A client for `gateway`; with `admin`, one that carries the admin token (or fails
-    saying where to find one)."""
-    return GatewayClient(gateway, resolve_token(gateway, token) if admin else token)
 
 
 def stack_options(

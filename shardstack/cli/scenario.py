@@ -9,7 +9,7 @@ from types import FrameType
 import click
 
 from gateway import scenarios
-from shardstack.cli.options import connect, gateway_option, token_option
+from shardstack.cli.connection import connect, gateway_option, token_option
 from shardstack.control.client import GatewayClient
 from shardstack.control.scenario import run as play
 from shardstack_kernel.topology import striped_zones

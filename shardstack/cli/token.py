@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from shardstack.cli.options import gateway_option, token_option
+from shardstack.cli.connection import gateway_option, token_option
 from shardstack.control.client import resolve_token
 from shardstack.control.engine_token import read_stack_token
 from shardstack.control.token_store import save_token

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from shardstack.control.token_store import load_token, token_path
+from shardstack.errors import OperatorError
 from shardstack_kernel import topology
 from shardstack_kernel.admin_token import TOKEN_ENV
 from shardstack_kernel.problem import problem_errors
@@ -18,7 +19,7 @@ DEFAULT_GATEWAY = f"http://{topology.HOST}:{topology.GATEWAY_PORT}"
 GATEWAY_ENV = "SHARDSTACK_GATEWAY"
 
 
-class GatewayError(Exception):
+class GatewayError(OperatorError):
     """The gateway could not be reached, refused us, or answered with an error."""
 
 

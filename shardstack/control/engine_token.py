@@ -12,6 +12,7 @@ import subprocess
 from dataclasses import dataclass
 from typing import Literal
 
+from shardstack.errors import OperatorError
 from shardstack_kernel import topology
 from shardstack_kernel.admin_token import TOKEN_ENV, TOKEN_FILE_ENV
 
@@ -26,7 +27,7 @@ _WHAT: dict[Orchestrator, str] = {"compose": "compose project", "swarm": "swarm 
 SWARM_FRONT_SERVICE = "lb"
 
 
-class StackError(Exception):
+class StackError(OperatorError):
     """No such stack under the engine, or the engine would not answer."""
 
 

@@ -24,10 +24,12 @@ from pathlib import Path
 
 import httpx
 
+from shardstack.errors import OperatorError
+
 _PR_SET_PDEATHSIG = 1
 
 
-class LaunchError(Exception):
+class LaunchError(OperatorError):
     """The stack could not be started; the message is one line for the operator."""
 
 

@@ -3,13 +3,14 @@ workers) and what the end-to-end tests look at in it: processes, ports, answers.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -177,6 +178,20 @@ def wait_until_up(stack: RunningStack) -> None:
             return
         time.sleep(0.1)
     raise RuntimeError(f"shardstack up not ready: {stack.stderr()}")
+
+
+@contextlib.contextmanager
+def running_stack(
+    tmp_path: Path, *args: str, shards: int = 3, **env: str
+) -> Iterator[RunningStack]:
+    """A stack up for the `with` block (a module's, shared by tests that leave it as they
+    found it), stopped by SIGTERM at its end."""
+    stack = start_stack(tmp_path, *args, shards=shards, **env)
+    try:
+        wait_until_up(stack)
+        yield stack
+    finally:
+        stack.stop(signal.SIGTERM)
 
 
 StartStack = Callable[..., RunningStack]

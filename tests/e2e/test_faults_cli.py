@@ -16,19 +16,26 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.stack import RunningStack, StartStack, default_sigint
+from tests.e2e.stack import RunningStack, default_sigint, running_stack
 from tests.support import SCHEDULING_MARGIN_S
 
 
-@pytest.fixture
-def stack(start: StartStack) -> Iterator[RunningStack]:
+@pytest.fixture(scope="module")
+def _stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     # Breakers and the retry budget carry state from one request to the next; off, every
     # outcome here is the faults' alone, and a seeded scenario replays request for request.
-    running = start(
-        "--latency", "fixed:1", shards=4, GATEWAY_BREAKER_FAILURES="0", GATEWAY_RETRY_BUDGET="0"
-    )
-    yield running
-    running.cli("fault", "clear")
+    with running_stack(
+        tmp_path_factory.mktemp("stack"), "--latency", "fixed:1", shards=4,
+        GATEWAY_BREAKER_FAILURES="0", GATEWAY_RETRY_BUDGET="0",
+    ) as running:  # fmt: skip
+        yield running
+
+
+@pytest.fixture
+def stack(_stack: RunningStack) -> Iterator[RunningStack]:
+    """The module's stack, every fault cleared after each test."""
+    yield _stack
+    assert _stack.cli("fault", "clear").returncode == 0
 
 
 def _statuses(stack: RunningStack, request_id: str | None = None) -> dict[int, str]:

@@ -15,17 +15,13 @@ import pytest
 
 from shardstack_kernel.http_protocol import MAX_BUFFERED_HEAD_BYTES, MAX_HEAD_BYTES
 from shardstack_kernel.problem import Problem
-from tests.e2e.stack import RunningStack, start_stack, wait_until_up
+from tests.e2e.stack import RunningStack, running_stack
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    running = start_stack(tmp_path_factory.mktemp("stack"), shards=2)
-    try:
-        wait_until_up(running)
-        yield running
-    finally:
-        running.stop()
+    with running_stack(tmp_path_factory.mktemp("stack"), shards=2) as up:
+        yield up
 
 
 def _exchange(url: str, raw: bytes | list[bytes]) -> tuple[int, bytes, bytes]:

@@ -16,6 +16,7 @@ import pytest
 from shardstack_kernel.topology import striped_zones
 from tests.e2e.openapi_hooks import LATENCY_FILE_ENV, ZONES_ENV
 from tests.e2e.stack import start_stack, wait_until_up
+from tests.support import without_coverage
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = Path(__file__).with_name("schemathesis.toml")
@@ -61,7 +62,9 @@ def test_schemathesis_finds_nothing_the_document_does_not_say(tmp_path: Path) ->
         result = subprocess.run(
             command,
             cwd=ROOT,
-            env={**os.environ, ZONES_ENV: zones, LATENCY_FILE_ENV: latencies.name},
+            env=without_coverage(
+                {**os.environ, ZONES_ENV: zones, LATENCY_FILE_ENV: latencies.name}
+            ),
             capture_output=True,
             text=True,
             timeout=800,

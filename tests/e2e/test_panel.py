@@ -25,7 +25,7 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from tests.e2e.stack import RunningStack, StartStack, get, wait_until_up
+from tests.e2e.stack import RunningStack, StartStack, get, running_stack, wait_until_up
 from tests.support import wait_until
 
 SHARDS = 20
@@ -78,7 +78,7 @@ class Panel:
         return str(self.page.text_content("#message") or "")
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     executable = _chromium()
     with sync_playwright() as playwright:
@@ -87,6 +87,21 @@ def browser() -> Iterator[Browser]:
             yield launched
         finally:
             launched.close()
+
+
+@pytest.fixture(scope="module")
+def _shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    with running_stack(tmp_path_factory.mktemp("stack"), "--latency", "fixed:1", shards=4) as up:
+        yield up
+
+
+@pytest.fixture
+def shared(_shared: RunningStack) -> Iterator[RunningStack]:
+    """The module's stack (4 shards, fixed:1) for tests that kill and restart nothing; each
+    test's faults are cleared after it."""
+    yield _shared
+    cleared = httpx.delete(f"{_shared.gateway_url}/admin/faults", headers=_shared.admin_headers())
+    assert cleared.status_code == 200, cleared.text
 
 
 OpenPanel = Callable[[RunningStack], Panel]
@@ -103,6 +118,8 @@ def panel_on(browser: Browser) -> Iterator[OpenPanel]:
         return panel
 
     yield open_panel
+    for panel in panels:
+        panel.page.context.close()  # the browser is the module's; its pages are the test's
     for panel in panels:
         assert panel.errors == [], f"JavaScript errors on the panel: {panel.errors}"
 
@@ -180,8 +197,10 @@ def test_a_fault_from_the_form_shows_on_its_tile_and_clearing_restores_it(
     assert "latency" not in _faults_listed(stack)
 
 
-def test_a_wrong_token_changes_nothing_and_says_why(start: StartStack, panel_on: OpenPanel) -> None:
-    stack = start("--latency", "fixed:1", shards=4)
+def test_a_wrong_token_changes_nothing_and_says_why(
+    shared: RunningStack, panel_on: OpenPanel
+) -> None:
+    stack = shared
     panel = panel_on(stack)
     expect(panel.page.locator(".tile[data-shard]")).to_have_count(4)
     panel.use_token("not-the-token-of-this-stack")
@@ -201,9 +220,9 @@ def test_a_wrong_token_changes_nothing_and_says_why(start: StartStack, panel_on:
 
 
 def test_a_bad_field_is_named_next_to_it_and_nothing_is_injected(
-    start: StartStack, panel_on: OpenPanel
+    shared: RunningStack, panel_on: OpenPanel
 ) -> None:
-    stack = start("--latency", "fixed:1", shards=4)
+    stack = shared
     panel = panel_on(stack)
     expect(panel.page.locator(".tile[data-shard]")).to_have_count(4)
     panel.use_token(_token(stack))
@@ -260,9 +279,9 @@ steps:
 
 
 def test_a_scenario_plays_its_timeline_and_stop_removes_its_faults(
-    start: StartStack, panel_on: OpenPanel, tmp_path: Path
+    shared: RunningStack, panel_on: OpenPanel, tmp_path: Path
 ) -> None:
-    stack = start("--latency", "fixed:1", shards=4)
+    stack = shared
     panel = panel_on(stack)
     page = panel.page
     expect(page.locator(".tile[data-shard]")).to_have_count(4)
@@ -291,8 +310,8 @@ def test_a_scenario_plays_its_timeline_and_stop_removes_its_faults(
     assert "panel-test" not in _faults_listed(stack)
 
 
-def test_the_page_is_served_with_a_strict_content_security_policy(start: StartStack) -> None:
-    stack = start("--latency", "fixed:1", shards=2)
+def test_the_page_is_served_with_a_strict_content_security_policy(shared: RunningStack) -> None:
+    stack = shared
     page = get(f"{stack.gateway_url}/ui")
     assert page.status_code == 200
     policy = page.headers["content-security-policy"]
@@ -301,14 +320,14 @@ def test_the_page_is_served_with_a_strict_content_security_policy(start: StartSt
     assert "unsafe-inline" not in policy
     assert get(f"{stack.gateway_url}/ui/assets/panel.js").status_code == 200
     state = get(f"{stack.gateway_url}/ui/state").json()
-    assert [shard["id"] for shard in state["shards"]] == [0, 1]
+    assert [shard["id"] for shard in state["shards"]] == [0, 1, 2, 3]
     assert state["gateway"]["semaphore_capacity"] > 0
 
 
 def test_faults_show_on_the_tiles_only_once_the_token_is_given(
-    start: StartStack, panel_on: OpenPanel
+    shared: RunningStack, panel_on: OpenPanel
 ) -> None:
-    stack = start("--latency", "fixed:1", shards=2)
+    stack = shared
     added = stack.cli("fault", "inject", "1", "error", "status=503", "--for", "5m")
     assert added.returncode == 0, added.stderr
     panel = panel_on(stack)
@@ -322,9 +341,9 @@ def test_faults_show_on_the_tiles_only_once_the_token_is_given(
 
 
 def test_the_api_document_renders_from_this_origin_under_the_panel_s_policy(
-    start: StartStack, browser: Browser
+    shared: RunningStack, browser: Browser
 ) -> None:
-    stack = start("--latency", "fixed:1", shards=2)
+    stack = shared
     page = browser.new_page()
     errors: list[str] = []
     elsewhere: list[str] = []
@@ -346,3 +365,4 @@ def test_the_api_document_renders_from_this_origin_under_the_panel_s_policy(
     assert errors == [], errors  # a script or style the policy refused would be one
     assert elsewhere == [], elsewhere
     assert get(f"{stack.gateway_url}/redoc").status_code == 404
+    page.context.close()

@@ -26,9 +26,8 @@ from tests.e2e.stack import (
     get,
     gunicorn_workers,
     listening,
+    running_stack,
     site_hook,
-    start_stack,
-    wait_until_up,
 )
 from tests.support import HOST, free_port, require_binary
 
@@ -37,12 +36,8 @@ QUICK = "uniform:1,4"
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    running = start_stack(tmp_path_factory.mktemp("stack"), "--latency", QUICK, shards=20)
-    try:
-        wait_until_up(running)
-        yield running
-    finally:
-        running.stop(signal.SIGTERM)
+    with running_stack(tmp_path_factory.mktemp("stack"), "--latency", QUICK, shards=20) as up:
+        yield up
 
 
 def _set_latency(stack: RunningStack, shard_id: int, model: dict[str, object]) -> None:

@@ -75,6 +75,11 @@ ALONE = (
     "e2e/test_bench.py::test_overload_offers_each_variant_multiples_of_its_own_peak",
     "e2e/test_bench.py::test_tail_hedging_lowers_the_p99_with_few_extra_calls",
 )
+# Whole tiers that need both cores for what they promise: the Docker tests build images
+# and run stacks whose containers load both cores (beside other tests, a swarm rolling
+# update cut requests at their deadlines), and the panel's 3-second promises fell behind
+# a neighbour's load. They run alone too, one at a time.
+ALONE_TIERS = ("docker", "browser")
 PHASES = {
     "shared": "every test not marked alone (on parallel workers with -n)",
     "alone": "the tests marked alone, one at a time",
@@ -98,7 +103,9 @@ def tier(item: pytest.Item) -> str:
 
 
 def alone(item: pytest.Item) -> bool:
-    """Whether a collected test must have the machine to itself (ALONE)."""
+    """Whether a collected test must have the machine to itself (ALONE, ALONE_TIERS)."""
+    if tier(item) in ALONE_TIERS:
+        return True
     module = _module(item)
     test = f"{module}::{item.name.split('[')[0]}"
     return any(entry in (test, module) for entry in ALONE)

@@ -1,12 +1,11 @@
 """`make unit`: the suite under coverage in two phases, each in the same random order's
 seed. First every test that may share the machine, on `--workers N` parallel workers
-(pytest-xdist) when N is over 1; then the tests marked alone (tests/conftest.py, ALONE),
-one at a time. Then the 15 slowest tests of both.
+(pytest-xdist) when N is over 1; then the tests marked alone (tests/conftest.py: ALONE,
+and the Docker and browser tiers), one at a time. Then the 15 slowest tests of both.
 
 Other arguments are pytest's, passed to both phases (`-m TIER`, `--randomly-seed=N`, a
-path). One worker is the default: on 2 cores the suite is bound by their CPU, and two
-workers saved a few minutes of half an hour but made tests with deadlines fail
-(docs/contributing.md).
+path). One worker unless asked (`make unit WORKERS=2`: the first phase's tests wait on
+processes, sockets and deadlines about half of their time; docs/contributing.md).
 """
 
 from __future__ import annotations

@@ -52,3 +52,14 @@ def test_on_parallel_workers_a_module_stays_on_one_and_a_test_that_must_run_alon
     assert all(words[-1].endswith("@shard_sim/test_settings.py") for words in ran), ran
     assert "must run alone, not on parallel workers (-n)" in run.stdout
     assert f"{len(ran)} passed, 1 error" in run.stdout.splitlines()[-1]
+
+
+def test_the_docker_and_browser_tiers_run_only_in_the_phase_alone() -> None:
+    def collected(phase: str) -> str:
+        run = _run("-m", "pytest", *NO_CACHE, "--collect-only", "-q", f"--phase={phase}",
+                   "-m", "docker or browser")  # fmt: skip
+        return run.stdout.strip().splitlines()[-1]
+
+    assert collected("shared").startswith("no tests collected")
+    selected = int(collected("alone").split("/")[0])
+    assert selected >= 15  # the compose, swarm, image and panel tests

@@ -145,9 +145,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker("alone")
         elif item.get_closest_marker("inprocess") is None:
             # A module that starts processes runs on one parallel worker, so what it
-            # starts once (a module's stack, the session's images) is started once.
-            group = "docker" if item.get_closest_marker("docker") else _module(item)
-            item.add_marker(pytest.mark.xdist_group(group))
+            # starts once (a module's stack) is started once. (The Docker tests, whose
+            # images the session builds once, run alone: ALONE_TIERS.)
+            item.add_marker(pytest.mark.xdist_group(_module(item)))
     phase = config.getoption("phase")
     if phase is not None:
         keep, drop = [], []
